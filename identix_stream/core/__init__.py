@@ -1,0 +1,1 @@
+"""Pure logic: numpy + stdlib only (no asyncio, torch or I/O)."""

@@ -1,0 +1,51 @@
+"""The project's own exceptions. Each carries a stable machine-readable code and names the
+offending value in its message; the web layer turns them into 4xx JSON / WebSocket errors."""
+
+from __future__ import annotations
+
+
+class IdentixError(Exception):
+    """Base class: ``code`` is stable and machine-readable, ``status`` is the HTTP status to answer."""
+
+    code: str = "error"
+    status: int = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class ConfigError(IdentixError):
+    code = "config_error"
+    status = 500
+
+
+class DataError(IdentixError):
+    """Training/evaluation data missing or malformed."""
+
+    code = "data_error"
+
+
+class ModelError(IdentixError):
+    """A model file that cannot be loaded or does not match what is asked of it."""
+
+    code = "model_error"
+    status = 500
+
+
+class InvalidInput(IdentixError):
+    """A request's input (image, video, header, field) is unusable."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class Overloaded(IdentixError):
+    """The inference queue is full: the caller should retry later or drop the frame."""
+
+    code = "overloaded"
+    status = 503

@@ -1,0 +1,1 @@
+"""Models and the batching executor (the only layer that imports torch)."""

@@ -1,0 +1,1 @@
+"""Training code (face parsing); not imported by the service."""
