@@ -1,0 +1,1 @@
+"""One module per ``identix-stream`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,19 @@
+"""Shared fixtures. Tests that need ../shared/data are marked ``data`` and skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("IDENTIX_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data root; skips the test with a reason when it is not there."""
+    if not (DATA_DIR / "README.md").is_file():
+        pytest.skip(f"needs the shared data set at {DATA_DIR} (set IDENTIX_SHARED_DATA to point elsewhere)")
+    return DATA_DIR
