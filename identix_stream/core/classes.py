@@ -25,6 +25,8 @@ CLASS_NAMES: Final[tuple[str, ...]] = (
 NUM_CLASSES: Final[int] = len(CLASS_NAMES)
 BACKGROUND, SKIN, L_BROW, R_BROW, L_EYE, R_EYE, NOSE, U_LIP, MOUTH, L_LIP, HAIR = range(NUM_CLASSES)
 FACE_CLASSES: Final[tuple[int, ...]] = tuple(range(1, 10))
+# mean F1 is reported over the ten non-background classes
+F1_CLASSES: Final[tuple[int, ...]] = tuple(range(1, NUM_CLASSES))
 IGNORE_INDEX: Final[int] = 255
 
 # Colours (RGB) for overlays and legends.
@@ -115,7 +117,7 @@ FACEPARSING19_TO_11: Final[np.ndarray] = _lut(
 # LFW Part Labels: 0 background, 1 face (skin and every facial feature, neck included), 2 hair.
 LFW3_BACKGROUND, LFW3_FACE, LFW3_HAIR = 0, 1, 2
 OURS_TO_LFW3: Final[np.ndarray] = _lut(
-    {c: (LFW3_FACE if c in FACE_CLASSES else (LFW3_HAIR if c == HAIR else LFW3_BACKGROUND)) for c in range(NUM_CLASSES)},
+    {c: LFW3_FACE if c in FACE_CLASSES else LFW3_HAIR if c == HAIR else LFW3_BACKGROUND for c in range(NUM_CLASSES)},
     default=LFW3_BACKGROUND,
 )
 

@@ -47,7 +47,7 @@ def random_crop(
 
 def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Colour, lighting, blur, noise, resolution and JPEG degradations on a BGR uint8 crop."""
-    img = image.astype(np.float32)
+    img: np.ndarray = image.astype(np.float32)
     # per-channel gains (white balance), contrast, brightness
     img *= rng.uniform(0.85, 1.15, size=3).astype(np.float32)
     mean = img.mean()
@@ -86,8 +86,9 @@ def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
-        if ok:
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            img = decoded
     return img
 
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from identix_stream.core.classes import CLASS_NAMES, FACE_CLASSES, IGNORE_INDEX, NUM_CLASSES, OURS_TO_LFW3
+from identix_stream.core.classes import CLASS_NAMES, F1_CLASSES, IGNORE_INDEX, NUM_CLASSES, OURS_TO_LFW3
 from identix_stream.core.geometry import crop_window
 from identix_stream.core.metrics import confusion, summarize
 from identix_stream.inference.bisenet import BiSeNet
@@ -133,7 +133,7 @@ def evaluate(model: BiSeNet, samples: list[Sample], size: int, device: torch.dev
     model.train()
     if coarse:
         return summarize(conf, ("background", "face", "hair"), (1, 2))
-    return summarize(conf, CLASS_NAMES, FACE_CLASSES)
+    return summarize(conf, CLASS_NAMES, F1_CLASSES)
 
 
 def pick_device(name: str) -> torch.device:
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             opt.step()
             state["step"] += 1
             state["train_seconds"] += time.monotonic() - step_start
-            running = 0.98 * running + 0.02 * float(loss) if state["step"] > 1 else float(loss)
+            running = 0.98 * running + 0.02 * loss.item() if state["step"] > 1 else loss.item()
             if state["step"] % 25 == 0:
                 log.info("step %d  %.1f min  lr %.2e  loss %.4f", state["step"], state["train_seconds"] / 60,
                          opt.param_groups[0]["lr"], running)
@@ -229,7 +229,7 @@ def _evaluate_and_export(
         "step": state["step"], "minutes": round(state["train_seconds"] / 60, 1), "loss": round(loss, 4),
         "celebamask_val_mean_f1": celeb["mean_f1"], "celebamask_val_miou": celeb["miou"],
         "lfw_val_pixel_acc": lfw.get("pixel_acc"),
-        "per_class_f1": {k: v["f1"] for k, v in celeb["per_class"].items()},  # type: ignore[union-attr]
+        "per_class_f1": {k: v["f1"] for k, v in celeb["per_class"].items()},
     }
     state["history"].append(record)
     log_file.write(json.dumps(record) + "\n")
