@@ -49,3 +49,22 @@ class Overloaded(IdentixError):
 
     code = "overloaded"
     status = 503
+
+
+class FrameDropped(IdentixError):
+    """A live frame was not analysed because a newer frame of the same stream replaced it."""
+
+    code = "dropped"
+    status = 409
+
+    def __init__(self, frame_id: int, reason: str = "superseded") -> None:
+        super().__init__(f"frame {frame_id} dropped: {reason}")
+        self.frame_id = frame_id
+        self.reason = reason
+
+
+class ShuttingDown(Overloaded):
+    """The inference executor is stopping or not started: nothing more is accepted."""
+
+    code = "unavailable"
+    status = 503
