@@ -1,0 +1,1 @@
+"""HTTP, WebSocket and WebRTC front end (Quart)."""
