@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+S = TypeVar("S")
 
 
 @dataclass(eq=False)
@@ -139,7 +140,7 @@ class Batcher(Generic[T, R]):
         self._thread = None
 
     # ------------------------------------------------------------------ loop side
-    async def call(self, fn: Callable[[], R]) -> R:
+    async def call(self, fn: Callable[[], S]) -> S:
         """Run ``fn`` on the worker thread (model loading, warm-up) ahead of queued batches."""
         loop = asyncio.get_running_loop()
         entry = _Entry(fn, loop.create_future(), loop, None, -1)
@@ -148,8 +149,8 @@ class Batcher(Generic[T, R]):
                 raise ShuttingDown("inference executor is not running")
             self._calls.append(entry)
             self._cond.notify_all()
-        result: R = await entry.future
-        return result
+        called: S = await entry.future
+        return called
 
     async def submit(self, item: T, *, key: Hashable | None = None, frame_id: int = -1) -> R:
         """Queue ``item`` and wait for its result.

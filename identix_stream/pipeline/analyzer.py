@@ -1,0 +1,307 @@
+"""The Analyzer: models on one executor thread, sessions feeding it frames, FrameResults out.
+
+Per batch of frames (from any sessions): detect each frame -> track -> crop each face with the
+training geometry (rotated by the eye-line roll) -> ONE batched parser forward for all faces
+(in chunks of ``max_batch``) -> per-track mask smoothing -> paste back -> class areas and the
+frame label map -> deepfake factors (batched) and per-track evidence -> FrameResult.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
+from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
+from identix_stream.inference.batcher import Batcher
+from identix_stream.pipeline.paste import compose, crop_face, paste_face
+from identix_stream.pipeline.session import Session, SessionKind
+
+log = logging.getLogger(__name__)
+
+MIN_FACE_PX = 20  # faces whose face box is smaller than this (longer side) are reported, not parsed
+
+
+@dataclass
+class _Job:
+    session: Session
+    image: np.ndarray
+    frame_id: int
+    timestamp: float
+    submitted: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Face:
+    job_index: int
+    track_id: int
+    track_state: str
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...]
+    crop: np.ndarray
+    affine: np.ndarray
+
+
+class Analyzer:
+    """Owns the detector, the parser and the executor; see the module docstring."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        torch_threads: int = 2,
+        max_batch: int = 8,
+        max_wait_ms: float = 4.0,
+        queue_size: int = 32,
+        min_face_px: float = MIN_FACE_PX,
+        models_dir: Path | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.models_dir = models_dir or self.model_path.parent
+        self._device_name = device
+        self._precision_name = precision
+        self.torch_threads = torch_threads
+        self.max_batch = max_batch
+        self.min_face_px = min_face_px
+        self.batcher: Batcher[_Job, FrameResult] = Batcher(
+            self._process, max_batch=max_batch, max_wait_s=max_wait_ms / 1000.0, queue_size=queue_size
+        )
+        self.detector: Any = None
+        self.runtime: Any = None
+        self.scorer: Any = None
+        self._fusion: Any = None
+        self._ready = False
+        self.face_batch_sizes: dict[int, int] = {}
+        self.sessions: dict[int, Session] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Analyzer:
+        return cls(
+            Path(settings.model_path),
+            device=getattr(settings, "device", "auto"),
+            precision=getattr(settings, "precision", "auto"),
+            torch_threads=int(getattr(settings, "torch_threads", 2)),
+            max_batch=int(getattr(settings, "max_batch", 8)),
+            max_wait_ms=float(getattr(settings, "max_wait_ms", 4)),
+            queue_size=int(getattr(settings, "queue_size", 32)),
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def ready(self) -> bool:
+        return self._ready and self.batcher.running
+
+    @property
+    def device(self) -> str:
+        return str(self.runtime.device) if self.runtime is not None else "none"
+
+    @property
+    def precision(self) -> str:
+        return str(self.runtime.precision) if self.runtime is not None else "none"
+
+    async def start(self) -> None:
+        """Load the models on the executor thread, choose the precision and warm up."""
+        if self._ready:
+            return
+        self.batcher.start()
+        try:
+            await self.batcher.call(self._load)
+        except BaseException:
+            await self.batcher.stop()
+            raise
+        self._ready = True
+        log.info("analyzer ready on %s (%s)", self.device, self.precision)
+
+    async def stop(self) -> None:
+        self._ready = False
+        await self.batcher.stop()
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
+
+    def _load(self) -> None:
+        import cv2
+
+        from identix_stream.inference.detector import FaceDetector
+        from identix_stream.inference.parser_runtime import ParserRuntime
+
+        torch.set_num_threads(max(1, self.torch_threads))
+        cv2.setNumThreads(1)
+        self.detector = FaceDetector()
+        self.runtime = ParserRuntime.load(self.model_path, self._device_name, self._precision_name)
+        if self._precision_name == "auto":
+            self.runtime.choose_precision()
+        self._load_deepfake()
+        # warm-up: the whole per-frame path once, and the parser at every chunk size in use
+        frame = np.zeros((480, 640, 3), np.uint8)
+        self.detector.detect(frame)
+        size = self.runtime.input_size
+        for n in sorted({1, min(4, self.max_batch), self.max_batch}):
+            self.runtime.parse([np.zeros((size, size, 3), np.uint8)] * n)
+
+    def _load_deepfake(self) -> None:
+        """Use the deepfake modules (contract 4) when they are installed; otherwise report 'collecting'."""
+        try:
+            scorer_mod = importlib.import_module("identix_stream.inference.deepfake_scorer")
+            self._fusion = importlib.import_module("identix_stream.core.deepfake_fusion")
+        except ImportError:
+            log.info("no deepfake modules yet: faces report deepfake state 'collecting'")
+            return
+        try:
+            self.scorer = scorer_mod.DeepfakeScorer.load(self.models_dir, self.runtime.device)
+        except Exception as exc:  # a missing/bad deepfake model must not take the parser down
+            log.warning("deepfake scorer not loaded (%s): faces report 'collecting'", exc)
+            self.scorer = None
+
+    # ------------------------------------------------------------------ sessions
+    def open_session(self, kind: SessionKind) -> Session:
+        if not self._ready:
+            raise ShuttingDown("the analyzer is not running (models not loaded)")
+        session = Session(self, kind)
+        self.sessions[session.id] = session
+        return session
+
+    def forget_session(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+
+    async def submit_frame(self, session: Session, frame: np.ndarray, frame_id: int, timestamp: float) -> FrameResult:
+        job = _Job(session, frame, frame_id, timestamp)
+        key = session.id if session.kind == "live" else None
+        return await self.batcher.submit(job, key=key, frame_id=frame_id)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "frame_batches": self.batcher.stats.to_json(),
+            "face_batch_sizes": {str(k): v for k, v in sorted(self.face_batch_sizes.items())},
+            "sessions": len(self.sessions),
+            "queue": self.batcher.pending(),
+        }
+
+    # ------------------------------------------------------------------ executor side
+    def _process(self, jobs: list[_Job]) -> list[FrameResult | BaseException]:
+        if self.detector is None or self.runtime is None:
+            raise ModelError("models are not loaded")
+        t_start = time.monotonic()
+        spec = self.runtime.spec
+        size = self.runtime.input_size
+        results: list[FrameResult | BaseException | None] = [None] * len(jobs)
+        faces: list[_Face] = []
+        too_small = [False] * len(jobs)
+        detect_ms = [0.0] * len(jobs)
+        for i, job in enumerate(jobs):
+            try:
+                t0 = time.perf_counter()
+                dets = self.detector.detect(job.image)
+                detect_ms[i] = (time.perf_counter() - t0) * 1000
+                boxes = [d.face_box() for d in dets]
+                keep = [j for j, b in enumerate(boxes) if max(b[2] - b[0], b[3] - b[1]) >= self.min_face_px]
+                too_small[i] = bool(dets) and not keep
+                tracks = job.session.tracker.update([boxes[j] for j in keep])
+                for j, track in zip(keep, tracks, strict=True):
+                    d = dets[j]
+                    window, _ = job.session.window_for(
+                        track.track_id, boxes[j], d.roll_deg, spec.crop_scale, spec.crop_shift_y
+                    )
+                    crop, m = crop_face(job.image, window, size)
+                    faces.append(_Face(i, track.track_id, track.state, boxes[j], d.score, d.keypoints, crop, m))
+            except InvalidInput as exc:
+                results[i] = exc
+        # one parser pass for all faces of all frames, in chunks of max_batch
+        t0 = time.perf_counter()
+        probs_list: list[Any] = []
+        crops = [f.crop for f in faces]
+        for k in range(0, len(crops), self.max_batch):
+            chunk = crops[k : k + self.max_batch]
+            self.face_batch_sizes[len(chunk)] = self.face_batch_sizes.get(len(chunk), 0) + 1
+            probs_list.extend(self.runtime.parse(chunk).unbind(0))
+        parse_ms = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        crop_labels: list[np.ndarray] = []
+        confidences: list[np.ndarray] = []
+        for f, probs in zip(faces, probs_list, strict=True):
+            sm = jobs[f.job_index].session.smooth_probs(f.track_id, probs)
+            top = sm.max(0)
+            crop_labels.append(top.indices.to(dtype=torch.uint8).numpy())
+            confidences.append((1.0 - sm[0]).numpy().astype(np.float32, copy=False))
+        post_ms = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        factors = self._deepfake_factors(faces, crop_labels)
+        deepfake_ms = (time.perf_counter() - t0) * 1000
+        for i, job in enumerate(jobs):
+            if results[i] is not None:
+                continue
+            idx = [k for k, f in enumerate(faces) if f.job_index == i]
+            h, w = job.image.shape[:2]
+            t0 = time.perf_counter()
+            pasted = [paste_face(crop_labels[k], confidences[k], faces[k].affine, w, h) for k in idx]
+            label_map, areas = compose(pasted, w, h)
+            paste_ms = (time.perf_counter() - t0) * 1000
+            face_results = []
+            for k, area in zip(idx, areas, strict=True):
+                f = faces[k]
+                estimate = self._estimate(job, f, factors[k], crop_labels[k])
+                job.session.record(f.track_id, job.timestamp, estimate)
+                face_results.append(FaceResult(
+                    track_id=f.track_id, box=tuple(round(v, 1) for v in f.box),  # type: ignore[arg-type]
+                    score=round(f.score, 4), class_areas=area, deepfake=estimate,
+                    track_state=f.track_state,  # type: ignore[arg-type]
+                    landmarks=tuple((round(x, 1), round(y, 1)) for x, y in f.landmarks),
+                ))
+            job.session.forget_gone_tracks()
+            job.session.frames_done += 1
+            status = "ok" if face_results else ("face_too_small" if too_small[i] else "no_face")
+            total = (time.monotonic() - job.submitted) * 1000
+            results[i] = FrameResult(
+                frame_id=job.frame_id, width=w, height=h, status=status,  # type: ignore[arg-type]
+                faces=tuple(face_results), label_map=label_map, timestamp=job.timestamp,
+                timing_ms={
+                    "queue": round((t_start - job.submitted) * 1000, 2),
+                    "detect": round(detect_ms[i], 2),
+                    "parse": round(parse_ms, 2),
+                    "post": round(post_ms + paste_ms, 2),
+                    "deepfake": round(deepfake_ms, 2),
+                    "total": round(total, 2),
+                    "batch_frames": float(len(jobs)),
+                    "batch_faces": float(len(faces)),
+                },
+            )
+        return [r if r is not None else ModelError("frame produced no result") for r in results]
+
+    def _deepfake_factors(self, faces: list[_Face], crop_labels: list[np.ndarray]) -> list[dict[str, float] | None]:
+        if self.scorer is None or not faces:
+            return [None] * len(faces)
+        try:
+            out = self.scorer.score([f.crop for f in faces], crop_labels)
+            return list(out)
+        except Exception:
+            log.exception("deepfake scorer failed on a batch of %d faces", len(faces))
+            return [None] * len(faces)
+
+    def _estimate(self, job: _Job, face: _Face, factors: dict[str, float] | None,
+                  crop_labels: np.ndarray) -> DeepfakeEstimate:
+        if factors is None or self._fusion is None:
+            return DeepfakeEstimate()
+        try:
+            if job.session.kind == "image":
+                est: DeepfakeEstimate = self._fusion.single_image_estimate(factors)
+                return est
+            data = job.session.tracks[face.track_id]
+            if data.evidence is None:
+                data.evidence = self._fusion.TrackEvidence()
+            est = data.evidence.update(factors, crop_labels, face.box, job.timestamp)
+            return est
+        except Exception:
+            log.exception("deepfake fusion failed for track %d", face.track_id)
+            return DeepfakeEstimate()
