@@ -1,0 +1,1 @@
+"""Per-stream analysis sessions on top of the inference executor."""
