@@ -1,0 +1,128 @@
+"""Sessions on real frames with the real models: faces, stable track ids, sane label maps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from identix_stream.core.classes import HAIR, SKIN
+from identix_stream.errors import FrameDropped, InvalidInput
+from identix_stream.pipeline.analyzer import Analyzer
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+
+def model_file(tmp: Path) -> Path:
+    """The shipped model, else the training run's best checkpoint (copied: it is rewritten live)."""
+    for cand in (os.environ.get("IDENTIX_MODEL_PATH"), ROOT / "models" / "face_parser.pt",
+                 ROOT / "runs" / "parsing" / "best_model.pt"):
+        if cand and Path(cand).is_file():
+            dst = tmp / "face_parser.pt"
+            shutil.copyfile(cand, dst)
+            return dst
+    pytest.skip("no parsing model: set IDENTIX_MODEL_PATH or ship models/face_parser.pt")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def analyzer(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> AsyncIterator[Analyzer]:
+    a = Analyzer(model_file(tmp_path_factory.mktemp("model")), precision="fp32", torch_threads=1, max_wait_ms=10)
+    await a.start()
+    yield a
+    await a.stop()
+
+
+def video_frames(path: Path, n: int) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        out = []
+        for frame in c.decode(video=0):
+            out.append(frame.to_ndarray(format="bgr24"))
+            if len(out) == n:
+                break
+    return out
+
+
+async def test_video_keeps_one_track_id(analyzer: Analyzer, shared_data: Path) -> None:
+    frames = video_frames(shared_data / "videos" / "talking_heads" / "driving_d0.mp4", 8)
+    session = analyzer.open_session("video")
+    results = [await session.analyze(f, i) for i, f in enumerate(frames)]
+    assert [r.status for r in results] == ["ok"] * len(frames)
+    ids = {face.track_id for r in results for face in r.faces}
+    assert len(ids) == 1 and all(len(r.faces) == 1 for r in results)
+    assert results[0].faces[0].track_state == "tentative"
+    assert all(r.faces[0].track_state == "confirmed" for r in results[2:])
+    last = results[-1]
+    h, w = frames[0].shape[:2]
+    assert last.label_map.shape == (h, w) and last.label_map.dtype == np.uint8
+    assert set(np.unique(last.label_map)) <= set(range(11))
+    x1, y1, x2, y2 = (int(v) for v in last.faces[0].box)
+    inside = last.label_map[max(0, y1):y2, max(0, x1):x2]
+    assert (inside == SKIN).mean() > 0.3, "the face box should be mostly skin"
+    assert (last.label_map == HAIR).sum() > 0
+    assert last.faces[0].class_areas["skin"] > 0.2 * (x2 - x1) * (y2 - y1)
+    summary = session.summary()
+    assert summary[0]["frames_seen"] == len(frames) and summary[0]["track_id"] in ids
+    session.close()
+    with pytest.raises(InvalidInput):
+        await session.analyze(frames[0], 99)
+
+
+async def test_group_photo_gives_several_tracks(analyzer: Analyzer, shared_data: Path) -> None:
+    img = cv2.imread(str(shared_data / "multiperson" / "dlib_2008_001322.jpg"))
+    session = analyzer.open_session("image")
+    r = await session.analyze(img, 0)
+    assert r.status == "ok" and len(r.faces) >= 2
+    assert len({f.track_id for f in r.faces}) == len(r.faces)
+    assert all(f.track_state == "confirmed" for f in r.faces)
+    for f in r.faces:
+        assert f.class_areas.get("skin", 0) > 0
+    session.close()
+
+
+async def test_multi_face_video_ids_are_stable(analyzer: Analyzer, shared_data: Path) -> None:
+    frames = video_frames(shared_data / "videos" / "multi_face" / "short_hamilton_clip.mp4", 6)
+    session = analyzer.open_session("video")
+    results = [await session.analyze(f, i) for i, f in enumerate(frames)]
+    # each face keeps its id from frame to frame (matched by the nearest box centre)
+    for prev, cur in zip(results, results[1:], strict=False):
+        for face in cur.faces:
+            near = [p for p in prev.faces if abs((p.box[0] + p.box[2]) - (face.box[0] + face.box[2])) < 40]
+            if near:
+                assert near[0].track_id == face.track_id
+    assert any(r.faces for r in results)
+    session.close()
+
+
+async def test_no_face_and_face_too_small(analyzer: Analyzer, shared_data: Path) -> None:
+    session = analyzer.open_session("image")
+    r = await session.analyze(np.full((480, 640, 3), 90, np.uint8), 1)
+    assert r.status == "no_face" and r.faces == () and not r.label_map.any()
+    img = cv2.imread(str(shared_data / "multiperson" / "dlib_2008_001009.jpg"))  # 360x480, faces ~80 px
+    small = cv2.resize(img, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[100:100 + small.shape[0], 100:100 + small.shape[1]] = small
+    r2 = await session.analyze(canvas, 2)
+    assert r2.status in ("face_too_small", "no_face") and r2.faces == ()
+    with pytest.raises(InvalidInput):
+        await session.analyze(np.zeros((480, 640), np.uint8), 3)
+    session.close()
+
+
+async def test_live_session_keeps_the_newest_frame(analyzer: Analyzer, shared_data: Path) -> None:
+    frames = video_frames(shared_data / "videos" / "talking_heads" / "driving_d3.mp4", 4)
+    session = analyzer.open_session("live")
+    out = await asyncio.gather(*(session.analyze(f, i) for i, f in enumerate(frames)), return_exceptions=True)
+    dropped = [o for o in out if isinstance(o, FrameDropped)]
+    assert dropped and all(o.reason == "superseded" for o in dropped)
+    assert not isinstance(out[-1], BaseException) and out[-1].frame_id == 3
+    assert all(isinstance(o, FrameDropped) or o.status == "ok" for o in out)
+    session.close()
