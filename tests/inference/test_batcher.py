@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,12 @@ class SlowDouble:
     def __init__(self, delay: float = 0.0, fail_on: object = None) -> None:
         self.delay = delay
         self.fail_on = fail_on
-        self.batches: list[list[object]] = []
+        self.batches: list[list[Any]] = []
         self.threads: set[str] = set()
         self.gate = threading.Event()
         self.gate.set()
 
-    def __call__(self, items: list[object]) -> list[object]:
+    def __call__(self, items: list[Any]) -> list[Any]:
         self.gate.wait(5)
         self.threads.add(threading.current_thread().name)
         self.batches.append(list(items))
@@ -36,7 +37,7 @@ class SlowDouble:
 
 async def test_batches_form_across_sessions_and_each_input_gets_its_result() -> None:
     model = SlowDouble()
-    b: Batcher[int, object] = Batcher(model, max_batch=4, max_wait_s=0.05, queue_size=64)
+    b: Batcher[Any, Any] = Batcher(model, max_batch=4, max_wait_s=0.05, queue_size=64)
     b.start()
     # 3 "sessions" submitting concurrently, 4 frames each, while the model is held back
     model.gate.clear()
@@ -58,7 +59,7 @@ async def test_batches_form_across_sessions_and_each_input_gets_its_result() -> 
 
 
 async def test_lone_item_waits_at_most_max_wait() -> None:
-    b: Batcher[int, object] = Batcher(SlowDouble(), max_batch=8, max_wait_s=0.02, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(SlowDouble(), max_batch=8, max_wait_s=0.02, queue_size=8)
     b.start()
     t0 = time.monotonic()
     assert await b.submit(3) == (3, 6)
@@ -69,7 +70,7 @@ async def test_lone_item_waits_at_most_max_wait() -> None:
 
 async def test_an_error_fails_only_its_batch() -> None:
     model = SlowDouble(fail_on=13)
-    b: Batcher[int, object] = Batcher(model, max_batch=2, max_wait_s=0.05, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(model, max_batch=2, max_wait_s=0.05, queue_size=8)
     b.start()
     model.gate.clear()
     tasks = [asyncio.create_task(b.submit(i)) for i in (12, 13, 14, 15)]
@@ -83,10 +84,10 @@ async def test_an_error_fails_only_its_batch() -> None:
 
 
 async def test_per_item_exceptions_are_delivered_to_that_item_only() -> None:
-    def model(items: list[object]) -> list[object]:
+    def model(items: list[Any]) -> list[Any]:
         return [ValueError(f"bad {i}") if i == 2 else i for i in items]
 
-    b: Batcher[int, object] = Batcher(model, max_batch=4, max_wait_s=0.02, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(model, max_batch=4, max_wait_s=0.02, queue_size=8)
     b.start()
     out = await asyncio.gather(*(b.submit(i) for i in range(4)), return_exceptions=True)
     await b.stop()
@@ -96,7 +97,7 @@ async def test_per_item_exceptions_are_delivered_to_that_item_only() -> None:
 
 async def test_full_queue_raises_overloaded_at_once() -> None:
     model = SlowDouble()
-    b: Batcher[int, object] = Batcher(model, max_batch=1, max_wait_s=0.0, queue_size=3)
+    b: Batcher[Any, Any] = Batcher(model, max_batch=1, max_wait_s=0.0, queue_size=3)
     b.start()
     model.gate.clear()
     running = asyncio.create_task(b.submit(0))
@@ -115,7 +116,7 @@ async def test_full_queue_raises_overloaded_at_once() -> None:
 
 async def test_latest_frame_wins_per_live_key() -> None:
     model = SlowDouble()
-    b: Batcher[int, object] = Batcher(model, max_batch=8, max_wait_s=0.0, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(model, max_batch=8, max_wait_s=0.0, queue_size=8)
     b.start()
     model.gate.clear()
     running = asyncio.create_task(b.submit(0, key="cam-a", frame_id=0))
@@ -139,7 +140,7 @@ async def test_latest_frame_wins_per_live_key() -> None:
 
 async def test_cancelled_waiter_removes_its_pending_item() -> None:
     model = SlowDouble()
-    b: Batcher[int, object] = Batcher(model, max_batch=8, max_wait_s=0.0, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(model, max_batch=8, max_wait_s=0.0, queue_size=8)
     b.start()
     model.gate.clear()
     running = asyncio.create_task(b.submit(0))
@@ -159,7 +160,7 @@ async def test_cancelled_waiter_removes_its_pending_item() -> None:
 
 
 async def test_cancelling_a_running_item_discards_its_result_without_breaking_others() -> None:
-    b: Batcher[int, object] = Batcher(SlowDouble(delay=0.1), max_batch=2, max_wait_s=0.01, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(SlowDouble(delay=0.1), max_batch=2, max_wait_s=0.01, queue_size=8)
     b.start()
     t1 = asyncio.create_task(b.submit(1))
     t2 = asyncio.create_task(b.submit(2))
@@ -174,7 +175,7 @@ async def test_cancelling_a_running_item_discards_its_result_without_breaking_ot
 
 async def test_stop_fails_queued_items_and_joins_the_thread() -> None:
     model = SlowDouble()
-    b: Batcher[int, object] = Batcher(model, max_batch=1, max_wait_s=0.0, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(model, max_batch=1, max_wait_s=0.0, queue_size=8)
     b.start()
     model.gate.clear()
     running = asyncio.create_task(b.submit(0))
@@ -194,7 +195,7 @@ async def test_stop_fails_queued_items_and_joins_the_thread() -> None:
 
 
 async def test_call_runs_on_the_worker_thread() -> None:
-    b: Batcher[int, object] = Batcher(SlowDouble(), max_batch=1, max_wait_s=0.0, queue_size=8)
+    b: Batcher[Any, Any] = Batcher(SlowDouble(), max_batch=1, max_wait_s=0.0, queue_size=8)
     b.start()
     name = await b.call(lambda: threading.current_thread().name)
     with pytest.raises(ZeroDivisionError):

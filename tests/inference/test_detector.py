@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -30,16 +31,23 @@ def dlib_boxes(root: Path) -> dict[Path, list[tuple[float, float, float, float]]
 
 
 @pytest.fixture(scope="module")
-def detector() -> FaceDetector:
+def detector() -> Iterator[FaceDetector]:
     det = FaceDetector()
     yield det
     det.close()
 
 
+def read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path))
+    if img is None:
+        raise FileNotFoundError(path)
+    return img
+
+
 def recall(detector: FaceDetector, shared_data: Path, mapping: str) -> tuple[int, int]:
     hits = total = 0
     for path, boxes in dlib_boxes(shared_data).items():
-        img = cv2.imread(str(path))
+        img = read(path)
         dets = detector.detect(img)
         cand = [d.box if mapping == "raw" else d.face_box() for d in dets]
         for g in boxes:
@@ -60,7 +68,7 @@ def test_recall_on_dlib_boxes(detector: FaceDetector, shared_data: Path) -> None
 
 @pytest.mark.parametrize("angle", [-30, 30])
 def test_rolled_faces_are_found_with_their_roll(detector: FaceDetector, shared_data: Path, angle: float) -> None:
-    img = cv2.imread(str(shared_data / "multiperson" / "obama_and_biden.jpg"))
+    img = read(shared_data / "multiperson" / "obama_and_biden.jpg")
     base = detector.detect(img)
     assert len(base) >= 2
     h, w = img.shape[:2]
@@ -79,7 +87,7 @@ def test_rolled_faces_are_found_with_their_roll(detector: FaceDetector, shared_d
 
 def test_small_faces_from_40px(detector: FaceDetector, shared_data: Path) -> None:
     # the 37-45 px faces of a 500x375 VOC photo
-    img = cv2.imread(str(shared_data / "multiperson" / "dlib_2007_007763.jpg"))
+    img = read(shared_data / "multiperson" / "dlib_2007_007763.jpg")
     sizes = [d.box[2] - d.box[0] for d in detector.detect(img)]
     assert len(sizes) >= 6 and min(sizes) < 50
 
