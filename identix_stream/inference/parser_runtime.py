@@ -41,17 +41,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def cpu_has_bf16() -> bool:
+    """Native bf16 matmul (AVX512-BF16 or AMX); without it oneDNN emulates bf16 ~7x slower than fp32
+    (measured here on an AVX2-only host: 3.7 s vs 0.54 s per face under load), so it is not tried."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
         return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def candidate_precisions(device: torch.device) -> list[str]:
     if device.type == "cuda":
         return ["bf16" if torch.cuda.is_bf16_supported() else "fp16"]
-    # bf16 autocast runs even without native bf16 (AVX2-only CPUs emulate it, slowly): timing decides
-    return ["fp32", "bf16"]
+    return ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
 
 
 @dataclass
