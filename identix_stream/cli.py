@@ -15,6 +15,8 @@ from identix_stream.errors import IdentixError
 # heavy dependencies (torch, aiortc) load only when that command runs... except for its parser.
 COMMAND_MODULES: tuple[str, ...] = (
     "train_parsing",
+    "eval_parsing",
+    "train_deepfake",
     "bench",
 )
 
