@@ -14,6 +14,7 @@ from identix_stream.errors import IdentixError
 # Subcommand modules in the order they appear in --help. Imported lazily by name so a command's
 # heavy dependencies (torch, aiortc) load only when that command runs... except for its parser.
 COMMAND_MODULES: tuple[str, ...] = (
+    "serve",
     "train_parsing",
     "eval_parsing",
     "train_deepfake",

@@ -68,3 +68,47 @@ class ShuttingDown(Overloaded):
 
     code = "unavailable"
     status = 503
+
+
+class StoreUnavailable(IdentixError):
+    """The user store (MongoDB/SQLite) cannot be reached; the request may be retried later."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+class Conflict(IdentixError):
+    """The request conflicts with existing state (e.g. an email that is already registered)."""
+
+    code = "conflict"
+    status = 409
+
+
+class Unauthorized(IdentixError):
+    """No valid session or API token, or wrong credentials."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(IdentixError):
+    """Authenticated (or not) but not allowed: e.g. a missing/invalid CSRF token."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(IdentixError):
+    code = "not_found"
+    status = 404
+
+
+class RateLimited(IdentixError):
+    """Too many attempts; ``retry_after`` (whole seconds) becomes the Retry-After header."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
