@@ -146,7 +146,7 @@ class Analyzer:
         frame = np.zeros((480, 640, 3), np.uint8)
         self.detector.detect(frame)
         size = self.runtime.input_size
-        for n in sorted({1, min(4, self.max_batch), self.max_batch}):
+        for n in sorted({1, self.max_batch}):
             self.runtime.parse([np.zeros((size, size, 3), np.uint8)] * n)
 
     def _load_deepfake(self) -> None:
