@@ -28,15 +28,12 @@
     for (var i = 0; i < buttons.length; i++) {
       var next = now === "dark" ? "light" : "dark";
       buttons[i].setAttribute("aria-pressed", now === "dark" ? "true" : "false");
-      buttons[i].setAttribute("title", "Switch to " + next + " theme");
-      var label = buttons[i].querySelector("[data-theme-label]");
-      if (label) label.textContent = now === "dark" ? "Dark" : "Light";
+      buttons[i].setAttribute("title", "Switch to the " + next + " theme");
     }
     document.dispatchEvent(new CustomEvent("identix:theme", { detail: { theme: now } }));
   }
 
-  function toggle() {
-    var next = effective() === "dark" ? "light" : "dark";
+  function set(next) {
     try {
       window.localStorage.setItem(KEY, next);
     } catch (e) {
@@ -44,6 +41,10 @@
       return;
     }
     apply();
+  }
+
+  function toggle() {
+    set(effective() === "dark" ? "light" : "dark");
   }
 
   apply();
@@ -55,5 +56,5 @@
       if (btn) toggle();
     });
   });
-  window.identixTheme = { effective: effective, toggle: toggle };
+  window.identixTheme = { effective: effective, toggle: toggle, set: set };
 })();

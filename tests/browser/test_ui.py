@@ -1,0 +1,230 @@
+"""The UI in a real Chromium: accounts, themes, live analysis over WebRTC and WebSocket, image and
+video analysis. Overlays are checked by reading canvas pixels, not only the DOM. Screenshots of each
+page in both themes go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import ARTIFACTS
+from tests.web.conftest import ServerThread
+
+pytestmark = [pytest.mark.browser, pytest.mark.data, pytest.mark.slow]
+
+PASSWORD = "Tall-Coffee-Lantern-42"
+SKIN = (255, 204, 153)
+
+# Counts painted pixels of a canvas, and those close to a palette colour (mask overlay).
+CANVAS_PIXELS_JS = """([id, rgb]) => {
+  const c = document.getElementById(id);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let painted = 0, near = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] === 0) continue;
+    painted++;
+    if (Math.abs(d[i] - rgb[0]) < 24 && Math.abs(d[i + 1] - rgb[1]) < 24 && Math.abs(d[i + 2] - rgb[2]) < 24) near++;
+  }
+  return {width: c.width, height: c.height, painted, near};
+}"""
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shoot(page: Any, name: str) -> None:
+    """Full-page screenshots in both themes (the stored choice is restored afterwards)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    before = page.evaluate("() => localStorage.getItem('identix-theme')")
+    for theme in ("light", "dark"):
+        page.evaluate("(t) => window.identixTheme.set(t)", theme)
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{theme}.png"), full_page=True)
+    page.evaluate(
+        "(t) => { if (t) localStorage.setItem('identix-theme', t); else localStorage.removeItem('identix-theme'); }",
+        before,
+    )
+
+
+def register_via_api(page: Any, server: ServerThread, email: str) -> None:
+    csrf = page.request.get(f"{server.url}/api/csrf").json()["csrf_token"]
+    res = page.request.post(
+        f"{server.url}/register", data={"email": email, "password": PASSWORD}, headers={"X-CSRF-Token": csrf}
+    )
+    assert res.status == 201, res.text()
+
+
+def sign_in(page: Any, server: ServerThread, email: str, next_path: str = "") -> None:
+    page.goto(f"{server.url}/login" + (f"?next={next_path}" if next_path else ""))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+@pytest.fixture(scope="session")
+def account(browser: Any, ui_server: ServerThread) -> str:
+    """A signed-in browser: an account registered through the API, signed in through the form."""
+    email = f"ui-{secrets.token_hex(4)}@example.com"
+    page = browser.new_page()
+    register_via_api(page, ui_server, email)
+    sign_in(page, ui_server, email)
+    assert page.request.get(f"{ui_server.url}/check-auth").json()["authenticated"] is True
+    page.close()
+    return email
+
+
+# ------------------------------------------------------------------------------------ accounts
+
+
+def test_login_flow(browser: Any, ui_server: ServerThread) -> None:
+    """Signed out, an analysis page sends you to the login form; register, sign in, land back."""
+    context = browser
+    page = context.new_page()
+    page.context.clear_cookies()
+    email = f"flow-{secrets.token_hex(4)}@example.com"
+
+    page.goto(f"{ui_server.url}/live")
+    assert "/login" in page.url and "next=/live" in page.url
+    shoot(page, "login")
+    page.get_by_role("link", name="Create an account").click()
+    assert page.url.endswith("/register")
+    shoot(page, "register")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Register").click()
+    page.wait_for_load_state()
+    assert "registered=1" in page.url
+    assert page.get_by_text("Account created").is_visible()
+
+    sign_in(page, ui_server, email, next_path="/live")
+    assert page.url.endswith("/live"), page.url
+    assert page.get_by_role("link", name=email).is_visible()
+
+    page.goto(f"{ui_server.url}/account")
+    assert page.get_by_role("heading", name="Your account").is_visible()
+    page.get_by_label("Token name").fill("browser test")
+    page.get_by_role("button", name="Create token").click()
+    page.wait_for_load_state()
+    assert len(page.locator("#new-token").inner_text().strip()) > 20
+    shoot(page, "account")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state()
+    assert "/login" in page.url
+    page.goto(f"{ui_server.url}/image")
+    assert "/login" in page.url and "next=/image" in page.url
+    sign_in(page, ui_server, email, next_path="/image")
+    assert page.url.endswith("/image")
+
+    page.goto(f"{ui_server.url}/password-reset")
+    shoot(page, "password-reset")
+    page.close()
+
+
+# ------------------------------------------------------------------------------------ themes
+
+
+def _background(page: Any) -> str:
+    return str(page.evaluate("() => getComputedStyle(document.body).backgroundColor"))
+
+
+def test_theme_toggle_is_remembered_and_follows_the_system(page: Any, ui_server: ServerThread) -> None:
+    page.emulate_media(color_scheme="light")
+    page.goto(f"{ui_server.url}/")
+    page.evaluate("() => localStorage.removeItem('identix-theme')")
+    page.reload()
+    light = _background(page)
+    page.emulate_media(color_scheme="dark")
+    dark = _background(page)
+    assert light != dark, "with no stored choice the page must follow prefers-color-scheme"
+
+    page.emulate_media(color_scheme="light")
+    toggle = page.locator("[data-theme-toggle]")
+    assert toggle.get_attribute("aria-pressed") == "false"
+    toggle.click()
+    assert _background(page) == dark
+    assert toggle.get_attribute("aria-pressed") == "true"
+    assert page.evaluate("() => localStorage.getItem('identix-theme')") == "dark"
+    page.reload()
+    assert _background(page) == dark, "the choice must survive a reload"
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    toggle = page.locator("[data-theme-toggle]")
+    toggle.focus()
+    page.keyboard.press("Enter")  # keyboard usable
+    assert _background(page) == light
+    assert page.evaluate("() => localStorage.getItem('identix-theme')") == "light"
+    shoot(page, "landing")
+
+
+def test_pages_fit_a_phone_screen(page: Any, ui_server: ServerThread, account: str) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    for path in ("/", "/image", "/video", "/live"):
+        page.goto(f"{ui_server.url}{path}")
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow} px at 360 px"
+        shoot(page, f"phone{path.replace('/', '-') if path != '/' else '-landing'}")
+
+
+# ------------------------------------------------------------------------------------ live
+
+
+def _run_live(page: Any, server: ServerThread, transport: str) -> dict[str, Any]:
+    page.goto(f"{server.url}/live")
+    page.locator(f"input[name=transport][value={transport}]").check()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function("() => Number(document.getElementById('stat-results').textContent) >= 6", timeout=90_000)
+    page.wait_for_timeout(700)  # let the readout refresh (every 500 ms)
+    pixels = page.evaluate(CANVAS_PIXELS_JS, ["live-overlay", list(SKIN)])
+    readout = {
+        "fps": page.locator("#stat-fps").inner_text(),
+        "latency": page.locator("#stat-latency").inner_text(),
+        "dropped": page.locator("#stat-dropped").inner_text(),
+        "status": page.locator("#live-status").inner_text(),
+        "faces": page.locator("#live-faces").inner_text(),
+    }
+    shoot(page, f"live-{transport}")
+    page.get_by_role("button", name="Stop").click()
+    assert page.locator("#live-status").inner_text() == "Stopped"
+    return {"pixels": pixels, **readout}
+
+
+@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+def test_live_draws_the_overlay(page: Any, ui_server: ServerThread, account: str, transport: str) -> None:
+    out = _run_live(page, ui_server, transport)
+    pixels = out["pixels"]
+    area = pixels["width"] * pixels["height"]
+    assert area > 0
+    # one talking head fills a good part of the 480x480 frame: its mask must be painted
+    assert pixels["painted"] > 0.03 * area, out
+    assert pixels["near"] > 0.01 * area, f"no skin-coloured mask pixels: {out}"
+    assert "Person #" in out["faces"], out
+    assert float(out["fps"]) > 0, out
+    assert out["latency"].endswith("ms"), out
+    assert ("WebRTC" if transport == "webrtc" else "WebSocket") in out["status"]
+
+
+def test_live_reports_a_denied_camera(browser: Any, ui_server: ServerThread, account: str) -> None:
+    page = browser.new_page()
+    page.goto(f"{ui_server.url}/live")
+    # the same code path a browser takes when the user blocks the camera
+    page.evaluate(
+        "() => { navigator.mediaDevices.getUserMedia = () =>"
+        " Promise.reject(new DOMException('denied', 'NotAllowedError')); }"
+    )
+    page.get_by_role("button", name="Start").click()
+    message = page.locator("#live-message")
+    message.wait_for(state="visible")
+    assert "denied" in message.inner_text()
+    assert page.get_by_role("button", name="Start").is_enabled()
+    page.close()
