@@ -1,15 +1,21 @@
-"""Draw analysis results on a frame: class overlay, face boxes, track ids, deepfake confidence."""
+"""Draw analysis results on frames (class overlay, face boxes, track ids, deepfake confidence)
+and render the annotated MP4 of an analysed video."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import cv2
 import numpy as np
 
 from identix_stream.core.types import FaceResult
-from identix_stream.media.images import overlay
+from identix_stream.media.encoder import Mp4Writer
+from identix_stream.media.images import decode_label_png, encode_png, overlay
+from identix_stream.media.video import VideoReader
 
 # BGR box colour per deepfake state
 STATE_COLOURS: Final[dict[str, tuple[int, int, int]]] = {
@@ -57,3 +63,86 @@ def annotate_frame(
         cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 2, ty + base), (0, 0, 0), -1)
         cv2.putText(out, caption, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
     return out
+
+
+class LabelStore:
+    """Label maps of a video's analysed frames, PNG-compressed into one append-only file
+    (a few KB per frame instead of width x height bytes in memory)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._index: dict[int, tuple[int, int]] = {}  # frame index -> (offset, length)
+        self._size = 0
+        path.write_bytes(b"")
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def add(self, frame_index: int, labels: np.ndarray) -> None:
+        data = encode_png(labels)
+        with open(self.path, "ab") as fh:
+            fh.write(data)
+        self._index[frame_index] = (self._size, len(data))
+        self._size += len(data)
+
+    def get(self, frame_index: int) -> np.ndarray | None:
+        entry = self._index.get(frame_index)
+        if entry is None:
+            return None
+        with open(self.path, "rb") as fh:
+            fh.seek(entry[0])
+            return decode_label_png(fh.read(entry[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAnnotation:
+    """What to draw from one analysed frame on, until the next analysed frame."""
+
+    index: int
+    faces: tuple[FaceResult, ...]
+
+
+def render_annotated_video(
+    source: Path,
+    out_path: Path,
+    annotations: Sequence[FrameAnnotation],
+    labels: LabelStore | None,
+    *,
+    max_pixels: int,
+    alpha: float = 0.45,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Decode ``source`` again and write every frame with the results of the latest analysed frame
+    at or before it (so a stride > 1 still gives a full-rate video). Returns the frames written."""
+    by_index = sorted(annotations, key=lambda a: a.index)
+    k = -1
+    current_labels: np.ndarray | None = None
+    written = 0
+    with VideoReader(source, max_pixels) as reader:
+        fps = reader.info.fps or 30.0
+        writer: Mp4Writer | None = None
+        try:
+            for frame in reader.frames(1, cancel):
+                image = frame.image
+                if image is None:
+                    continue
+                if writer is None:
+                    writer = Mp4Writer(out_path, image.shape[1], image.shape[0], fps)
+                moved = False
+                while k + 1 < len(by_index) and by_index[k + 1].index <= frame.index:
+                    k += 1
+                    moved = True
+                if moved and labels is not None:
+                    current_labels = labels.get(by_index[k].index)
+                    if current_labels is not None and current_labels.shape != image.shape[:2]:
+                        current_labels = None  # a frame of another size (mid-stream change): draw boxes only
+                faces = by_index[k].faces if k >= 0 else ()
+                writer.write(annotate_frame(image, current_labels, faces, alpha))
+                written += 1
+                if progress is not None:
+                    progress(written)
+        finally:
+            if writer is not None:
+                writer.close()
+    return written

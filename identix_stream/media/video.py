@@ -238,12 +238,18 @@ class VideoReader:
     """
 
     def __init__(self, source: str | Path | Any, max_pixels: int) -> None:
+        self._source = source
         try:
             self._container = av.open(str(source) if isinstance(source, Path) else source, mode="r")
         except UploadAborted:
+            if isinstance(source, SpoolReader):
+                source.close()
             raise
         except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"the video cannot be opened: {exc}", code="corrupt_video") from exc
+            if isinstance(source, SpoolReader):
+                source.close()
+            reason = getattr(exc, "strerror", None) or type(exc).__name__  # never the server's file path
+            raise InvalidInput(f"the video cannot be opened: {reason}", code="corrupt_video") from exc
         try:
             streams = self._container.streams.video
             if not streams:
@@ -282,7 +288,7 @@ class VideoReader:
                 frames=frames,
             )
         except BaseException:
-            self._container.close()
+            self.close()
             raise
         self.max_pixels = max_pixels
         self.error: InvalidInput | None = None  # set when decoding stopped early on damaged data
@@ -315,16 +321,20 @@ class VideoReader:
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
-                raise InvalidInput(f"the video data cannot be decoded: {exc}", code="corrupt_video") from exc
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise InvalidInput(f"the video data cannot be decoded: {reason}", code="corrupt_video") from exc
             log.info("decoding stopped after %d frames: %s", index, exc)
             self.error = InvalidInput(
-                f"the video is damaged after frame {index}: {exc}", code="truncated_video"
+                f"the video is damaged after frame {index}: {getattr(exc, 'strerror', None) or exc}",
+                code="truncated_video",
             )
         if index == 0:
             raise InvalidInput("the video has no decodable frames", code="no_frames")
 
     def close(self) -> None:
         self._container.close()
+        if isinstance(self._source, SpoolReader):
+            self._source.close()
 
     def __enter__(self) -> VideoReader:
         return self

@@ -33,6 +33,7 @@ CORE_BLUEPRINTS: tuple[str, ...] = (
 FEATURE_BLUEPRINTS: tuple[str, ...] = (
     "identix_stream.web.live:blueprint",
     "identix_stream.web.webrtc:blueprint",
+    "identix_stream.web.uploads:blueprint",
     "identix_stream.web.pages:blueprint",
 )
 
