@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -98,12 +99,14 @@ class FrameAnalysis:
         image: Any,
         frame_id: int,
         received: float,
-        config: LiveConfig,
+        config: Callable[[], LiveConfig],
         client_ts: float | None = None,
         timestamp: float | None = None,
     ) -> dict[str, Any]:
-        """``image``: encoded bytes (decoded here, off the event loop) or a BGR array. ``timestamp``
-        (seconds, for the temporal deepfake factors) defaults to the arrival time on this stream."""
+        """``image``: encoded bytes (decoded here, off the event loop) or a BGR array. ``config``
+        gives the config in force when the result is built (a ``config`` message may arrive while
+        the frame is analysed). ``timestamp`` (seconds, for the temporal deepfake factors)
+        defaults to the arrival time on this stream."""
         started = time.monotonic()
         timing: dict[str, float] = {"wait": (started - received) * 1000.0}
         try:
@@ -114,7 +117,7 @@ class FrameAnalysis:
                 timestamp = received - self.opened
             result = await self.session.analyze(image, frame_id, timestamp=timestamp)
             timing["latency"] = (time.monotonic() - received) * 1000.0
-            msg = protocol.result_message(result, config, client_ts=client_ts, extra_timing=timing)
+            msg = protocol.result_message(result, config(), client_ts=client_ts, extra_timing=timing)
             self.stats.results_sent += 1
             return msg
         except FrameDropped as exc:
@@ -148,6 +151,9 @@ class LiveConnection:
         self.pending: tuple[FrameMessage, float] | None = None
         self.wake = asyncio.Event()
         self.send_lock = asyncio.Lock()
+
+    def _config(self) -> LiveConfig:
+        return self.config
 
     async def send(self, message: dict[str, Any]) -> None:
         text = protocol.dumps(message)
@@ -214,7 +220,7 @@ class LiveConnection:
             if item is None:
                 continue
             frame, received = item
-            msg = await self.analysis.run(frame.image, frame.frame_id, received, self.config, frame.client_ts)
+            msg = await self.analysis.run(frame.image, frame.frame_id, received, self._config, frame.client_ts)
             await self.send(msg)
 
 

@@ -147,7 +147,7 @@ class RtcPeer:
             frame, frame_id, received = item
             image = await asyncio.to_thread(frame.to_ndarray, format="bgr24")
             ts = float(frame.time) if frame.time is not None else None
-            msg = await self.analysis.run(image, frame_id, received, self.config, timestamp=ts)
+            msg = await self.analysis.run(image, frame_id, received, lambda: self.config, timestamp=ts)
             self.send(msg)
 
     async def _watchdog(self) -> None:

@@ -73,7 +73,8 @@ async def test_results_match_ids_and_tracks_are_stable(
 
 
 async def test_several_people_keep_their_own_tracks(live_server: ServerThread, shared_data: Path) -> None:
-    frames = video_frames(shared_data / "videos/multi_face/short_hamilton_clip.mp4", 12, start=240)  # two people side by side
+    # frames 240-251: two people side by side for the whole stretch
+    frames = video_frames(shared_data / "videos/multi_face/short_hamilton_clip.mp4", 12, start=240)
     ws = await _open(live_server)
     async with ws:
         boxes_by_track: dict[int, list[list[float]]] = {}
