@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mongo_server import mongodb_uri  # noqa: F401  (session fixture: a real MongoDB wire server)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("IDENTIX_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
 

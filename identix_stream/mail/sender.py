@@ -35,7 +35,8 @@ def _build(message: MailMessage, sender: str) -> EmailMessage:
     msg["From"] = sender
     msg["To"] = message.to
     msg["Subject"] = message.subject
-    msg.set_content(message.body)
+    # plain 7bit when possible, so links in the outbox files stay whole and clickable
+    msg.set_content(message.body, cte="7bit" if message.body.isascii() else "quoted-printable")
     return msg
 
 
