@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        await serve(app, config, shutdown_trigger=stop.wait)
 
     asyncio.run(_main())
     return 0
