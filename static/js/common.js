@@ -174,8 +174,8 @@ export function drawFaces(ctx, faces, sx, sy) {
     ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
     ctx.setLineDash([]);
     const df = face.deepfake || {};
-    const conf = df.p_fake === null || df.p_fake === undefined ? stateText(df.state) : `fake ${formatPercent(df.p_fake)}`;
-    const text = `#${face.track_id ?? "?"} · ${conf}`;
+    const conf = df.p_fake === null || df.p_fake === undefined ? "" : ` · fake ${formatPercent(df.p_fake)}`;
+    const text = `#${face.track_id ?? "?"}${conf}`;
     const tw = ctx.measureText(text).width + 8;
     const ty = Math.max(0, y1 * sy - fontPx - 6);
     ctx.fillStyle = "rgba(0,0,0,0.72)";

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,3 +229,93 @@ def test_live_reports_a_denied_camera(browser: Any, ui_server: ServerThread, acc
     assert "denied" in message.inner_text()
     assert page.get_by_role("button", name="Start").is_enabled()
     page.close()
+
+
+# ------------------------------------------------------------------------------------ image
+
+# How many pixels of the canvas differ from the uploaded image drawn alone (i.e. the overlay).
+OVERLAY_DIFF_JS = """async () => {
+  const c = document.getElementById('image-canvas');
+  const file = document.getElementById('image-file').files[0] || window.__droppedFile;
+  const bmp = await createImageBitmap(file);
+  const ref = document.createElement('canvas');
+  ref.width = c.width; ref.height = c.height;
+  ref.getContext('2d').drawImage(bmp, 0, 0);
+  const a = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const b = ref.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let diff = 0;
+  for (let i = 0; i < a.length; i += 4) {
+    if (Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]) > 30) diff++;
+  }
+  return {diff, area: c.width * c.height, width: c.width, height: c.height};
+}"""
+
+DROP_FILE_JS = """async ([b64, name, type]) => {
+  const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+  const file = new File([bytes], name, {type});
+  window.__droppedFile = file;
+  const dt = new DataTransfer();
+  dt.items.add(file);
+  const zone = document.getElementById('image-drop');
+  for (const type of ['dragenter', 'dragover', 'drop']) {
+    zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+  }
+}"""
+
+
+def test_image_upload_draws_the_overlay(page: Any, ui_server: ServerThread, account: str, shared_data: Path) -> None:
+    import base64
+
+    import cv2
+    import numpy as np
+
+    photo = shared_data / "face_parsing" / "celebamask_mini" / "images"
+    portrait = sorted(photo.glob("*.jpg"))[0]
+    page.goto(f"{ui_server.url}/image")
+    page.set_input_files("#image-file", str(portrait))
+    page.wait_for_function("() => document.getElementById('dl-mask').disabled === false", timeout=60_000)
+    assert (
+        "Person #" in page.locator("#image-faces").inner_text() or "Face 1" in page.locator("#image-faces").inner_text()
+    )
+    out = page.evaluate(OVERLAY_DIFF_JS)
+    assert (out["width"], out["height"]) == (512, 512)
+    assert out["diff"] > 0.05 * out["area"], f"the mask overlay is missing: {out}"
+
+    page.locator("#image-boxes").uncheck()
+    page.locator("#image-opacity").fill("0")
+    assert page.evaluate(OVERLAY_DIFF_JS)["diff"] < 0.002 * out["area"], "opacity 0 must show the image alone"
+    page.locator("#image-opacity").fill("55")
+    page.locator("#image-boxes").check()
+
+    with page.expect_download() as dl:
+        page.locator("#dl-mask").click()
+    mask = cv2.imdecode(np.fromfile(dl.value.path(), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (512, 512) and int(mask.max()) <= 10 and (mask == 1).mean() > 0.05  # skin present
+    with page.expect_download() as dl:
+        page.locator("#dl-overlay").click()
+    overlay = cv2.imdecode(np.fromfile(dl.value.path(), dtype=np.uint8), cv2.IMREAD_COLOR)
+    assert overlay.shape == (512, 512, 3)
+    shoot(page, "image")
+
+    # drag and drop a group photo: one entry per face
+    group = shared_data / "multiperson" / "dlib_bald_guys.jpg"
+    page.evaluate(DROP_FILE_JS, [base64.b64encode(group.read_bytes()).decode(), group.name, "image/jpeg"])
+    page.wait_for_function(
+        "(n) => document.getElementById('image-status').textContent.startsWith(n)", arg=group.name, timeout=60_000
+    )
+    faces = page.locator("#image-faces > li").count()
+    assert faces >= 3, page.locator("#image-faces").inner_text()
+    out = page.evaluate(OVERLAY_DIFF_JS)
+    assert out["diff"] > 0.01 * out["area"], out
+    shoot(page, "image-group")
+
+
+def test_image_upload_rejects_a_non_image(page: Any, ui_server: ServerThread, account: str, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_bytes(b"this is not a JPEG at all" * 20)
+    page.goto(f"{ui_server.url}/image")
+    page.set_input_files("#image-file", str(bogus))
+    message = page.locator("#image-message")
+    message.wait_for(state="visible")
+    assert "notes.jpg" in message.inner_text()
+    assert page.locator("#dl-mask").is_disabled()
