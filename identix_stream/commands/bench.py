@@ -266,7 +266,7 @@ def precision_check(model: Path, data: Path, device: str, threads: int, limit: i
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE_INDEX)
         crops.append(crop)
         targets.append(target)
-    precisions = ["fp32"] + [p for p in candidate_precisions(rt.device) if p != "fp32"]
+    precisions = ["fp32"] + [p for p in candidate_precisions(rt.device, model) if p != "fp32"]
     out: dict[str, Any] = {"images": len(samples), "model": str(model), "device": str(rt.device)}
     for prec in precisions:
         rt.precision = prec

@@ -13,6 +13,7 @@ Everything here runs on the executor thread.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import time
@@ -31,7 +32,41 @@ from identix_stream.inference.model_file import ParserSpec, load_parser, outputs
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16", "ort-fp32")
+PRECISIONS = ("fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
+INT8_SHA_KEY = "identix_source_sha256"  # metadata of <model>.int8.onnx: the .pt it was quantized from
+
+
+def int8_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".int8.onnx")
+
+
+def _ort_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the CPU is shared
+    return opts
+
+
+def load_int8_session(model_path: Path, threads: int) -> Any | None:
+    """The int8 ONNX made by tools/quantize_parser.py for exactly this model file, else None.
+
+    The tool only keeps a file whose mean F1 is within 1 point of fp32 on validation images."""
+    path = int8_path(model_path)
+    if not path.is_file() or not has_onnxruntime():
+        return None
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), _ort_options(threads), providers=["CPUExecutionProvider"])
+    want = sess.get_modelmeta().custom_metadata_map.get(INT8_SHA_KEY)
+    have = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    if want != have:
+        log.warning("ignoring %s: it was quantized from another model file", path)
+        return None
+    return sess
 MAX_F1_LOSS = 0.01  # a reduced precision may lose at most 1 point of mean F1 against fp32
 
 
@@ -65,12 +100,14 @@ def has_onnxruntime() -> bool:
     return True
 
 
-def candidate_precisions(device: torch.device) -> list[str]:
+def candidate_precisions(device: torch.device, model_path: Path | None = None) -> list[str]:
     if device.type == "cuda":
         return ["bf16" if torch.cuda.is_bf16_supported() else "fp16"]
     out = ["fp32"]
     if has_onnxruntime():
         out.append("ort-fp32")
+        if model_path is not None and int8_path(model_path).is_file():
+            out.append("ort-int8")
     if cpu_has_bf16():
         out.append("bf16")
     return out
@@ -91,12 +128,7 @@ def export_onnx_session(model: BiSeNet, size: int, threads: int) -> Any:
             input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
             opset_version=17, dynamo=False,
         )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, threads)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the CPU is shared
-    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(buf.getvalue(), _ort_options(threads), providers=["CPUExecutionProvider"])
 
 
 @dataclass
@@ -109,7 +141,8 @@ class ParserRuntime:
     precision: str = "fp32"
     timings_ms: dict[str, float] = field(default_factory=dict)  # warm-up ms per face by precision
     threads: int = 1
-    _ort: Any = None  # ONNX Runtime session for "ort-fp32", made on first use
+    source: Path | None = None
+    _ort: dict[str, Any] = field(default_factory=dict)  # ONNX Runtime sessions by precision, made on first use
 
     @classmethod
     def load(cls, path: Path, device: str = "auto", precision: str = "auto") -> ParserRuntime:
@@ -118,16 +151,22 @@ class ParserRuntime:
         if precision != "auto" and precision not in PRECISIONS:
             raise ConfigError(f"precision must be auto or one of {PRECISIONS}, got {precision!r}")
         model = model.to(dev)
-        if precision == "ort-fp32" and (dev.type != "cpu" or not has_onnxruntime()):
-            raise ConfigError("precision ort-fp32 needs the CPU and the onnxruntime + onnx packages")
-        rt = cls(model, spec, dev, "fp32" if precision == "auto" else precision, threads=torch.get_num_threads())
+        if precision.startswith("ort-") and (dev.type != "cpu" or not has_onnxruntime()):
+            raise ConfigError(f"precision {precision} needs the CPU and the onnxruntime + onnx packages")
+        rt = cls(model, spec, dev, "fp32" if precision == "auto" else precision,
+                 threads=torch.get_num_threads(), source=path)
         rt._set_layout()
         return rt
 
     def _set_layout(self) -> None:
-        if self.precision == "ort-fp32":
-            if self._ort is None:
-                self._ort = export_onnx_session(self.model, self.spec.input_size, self.threads)
+        if self.precision == "ort-fp32" and "ort-fp32" not in self._ort:
+            self._ort["ort-fp32"] = export_onnx_session(self.model, self.spec.input_size, self.threads)
+        if self.precision == "ort-int8" and "ort-int8" not in self._ort:
+            sess = load_int8_session(self.source, self.threads) if self.source is not None else None
+            if sess is None:
+                raise ConfigError(f"precision ort-int8 needs a matching {int8_path(self.source or Path('model.pt'))}")
+            self._ort["ort-int8"] = sess
+        if self.precision.startswith("ort-"):
             return
         channels_last = self.precision in ("bf16", "fp16") or self.device.type == "cuda"
         self.model = self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -138,7 +177,7 @@ class ParserRuntime:
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
-        if self.precision in ("fp32", "ort-fp32"):
+        if self.precision in ("fp32", "ort-fp32", "ort-int8"):
             yield
             return
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
@@ -166,8 +205,8 @@ class ParserRuntime:
             size = self.spec.input_size
             return torch.zeros(0, 11, size, size)
         x = self.to_tensor(crops_bgr)
-        if self.precision == "ort-fp32":
-            logits = torch.from_numpy(self._ort.run(None, {"x": x.numpy()})[0])
+        if self.precision.startswith("ort-"):
+            logits = torch.from_numpy(self._ort[self.precision].run(None, {"x": x.numpy()})[0])
         else:
             with self._autocast():
                 out = self.model(x)
@@ -197,7 +236,7 @@ class ParserRuntime:
 
     def choose_precision(self, candidates: list[str] | None = None) -> str:
         """Time each candidate precision and keep the fastest (only accuracy-checked ones are candidates)."""
-        cands = candidates or candidate_precisions(self.device)
+        cands = candidates or candidate_precisions(self.device, self.source)
         if len(cands) == 1:
             self.precision = cands[0]
             self._set_layout()
