@@ -18,7 +18,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train_parsing",
     "eval_parsing",
     "train_deepfake",
+    "eval_deepfake",
     "bench",
+    "analyze",
 )
 
 
