@@ -21,6 +21,7 @@ class DeepfakeEstimate:
     factors: dict[str, float | None] = field(default_factory=dict)  # each factor's 0-1 score
     frames: int = 0  # frames of evidence so far
     single_image: bool = False  # one-frame evidence: weaker, say so
+    contributions: dict[str, float] = field(default_factory=dict)  # each factor's log-odds share
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -30,6 +31,7 @@ class DeepfakeEstimate:
             "factors": {k: (None if v is None else round(v, 4)) for k, v in self.factors.items()},
             "frames": self.frames,
             "single_image": self.single_image,
+            "contributions": {k: round(v, 3) for k, v in self.contributions.items()},
         }
 
 

@@ -1,0 +1,44 @@
+"""``identix-stream train-deepfake``: train the deepfake models (blend CNN, spectral fingerprint)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.what == "sbi":
+        from identix_stream.training.train_deepfake import TrainConfig, train
+
+        cfg = TrainConfig(Path(args.data), Path(args.out), minutes=args.minutes, batch=args.batch,
+                          lr=args.lr, threads=args.threads)
+        result = train(cfg)
+    elif args.what == "boundary":
+        from identix_stream.training.train_boundary import train_boundary
+
+        result = train_boundary(Path(args.data), Path(args.out))
+    else:
+        from identix_stream.training.train_spectral import train_spectral
+
+        result = train_spectral(Path(args.data), Path(args.out))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-deepfake", help="train a deepfake evidence model",
+                       description="Train the self-blended-image CNN (sbi), the spectral fingerprint model "
+                                   "(spectral) or the boundary-consistency head (boundary) from ../shared/data. "
+                                   "Outputs go to --out; copy the chosen file to models/.")
+    p.add_argument("what", choices=("sbi", "spectral", "boundary"))
+    p.add_argument("--data", default="../shared/data", help="shared data root")
+    p.add_argument("--out", default="runs/deepfake", help="output folder (checkpoints, logs)")
+    p.add_argument("--minutes", type=float, default=20.0, help="training time budget (sbi)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.set_defaults(func=_run)

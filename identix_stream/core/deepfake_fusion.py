@@ -1,0 +1,280 @@
+"""Fusing deepfake factors into a calibrated per-frame probability and a running per-track verdict.
+
+Pure (numpy + stdlib). Per frame, each factor from the scorer is a calibrated probability (its own
+head was fitted with equal class priors); the frame log-odds is a weighted sum of the factors'
+log-odds (``FUSION_WEIGHTS``, fitted by ``training/fit_fusion.py``, see docs/deepfake.md for the
+data). Each factor's share of that sum is reported as its contribution.
+
+Per track, ``TrackEvidence`` adds temporal factors (blinks from the eye-class pixels, sudden
+appearance jumps of the parse, box/mask jitter) and keeps a running confidence: the mean frame
+log-odds over a window, shrunk towards 0 while there is little evidence, so a few frames never
+decide. Video frames are strongly correlated, so evidence is counted by time as well as frames.
+The states are biased against false alarms (flagging real people is the costliest mistake):
+``likely_fake`` needs a high running probability *and* most frames agreeing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from identix_stream.core.classes import FACE_CLASSES, L_EYE, R_EYE
+from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
+
+# Frame factors from inference/deepfake_scorer.py, grouped by the kind of fake they detect: face
+# swaps (blend seams, boundary statistics) and fully synthetic faces (generator fingerprints). Within
+# a group the factors' log-odds are weighted and summed; the frame is as fake as its most fake-looking
+# group (a softmax-weighted mean of the group log-odds), because "clearly not a GAN face" is no
+# evidence against a face swap. Weights fitted by training/fit_fusion.py (docs/deepfake.md).
+FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
+FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
+    "swap": (0.0, {"blend": 1.0, "boundary": 0.3}),
+    "synthetic": (0.0, {"gan_fingerprint": 1.0}),
+}
+TEMPORAL_FACTORS = ("blink", "appearance_jump", "jitter")
+
+FACTOR_LOGIT_CLIP = 6.0  # one factor can never say more than p = 0.9975
+FRAME_LOGIT_CLIP = 4.0  # nor one frame more than p = 0.982
+
+# Running confidence (see module docstring); times in seconds.
+MIN_FRAMES = 6
+MIN_SPAN_S = 1.0
+WINDOW_S = 10.0
+WINDOW_FRAMES = 300
+PRIOR_STRENGTH = 4.0  # evidence units that pull the running log-odds halfway to 0
+EVIDENCE_PER_S = 4.0  # at most this many evidence units per second of video (frames are correlated)
+FAKE_AT = 0.85
+REAL_AT = 0.30
+MIN_AGREEMENT = 0.65  # share of frames on the side of the verdict
+SINGLE_FAKE_AT = 0.90
+SINGLE_REAL_AT = 0.10
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return max(-FACTOR_LOGIT_CLIP, min(FACTOR_LOGIT_CLIP, math.log(p / (1 - p))))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
+
+
+def frame_log_odds(factors: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """(clipped frame log-odds, each factor's additive contribution). Unknown keys are ignored."""
+    groups: list[tuple[float, dict[str, float]]] = []
+    for bias, weights in FUSION_GROUPS.values():
+        parts: dict[str, float] = {}
+        for name, w in weights.items():
+            p = factors.get(name)
+            if p is not None and math.isfinite(p):
+                parts[name] = w * _logit(float(p))
+        if parts:
+            groups.append((bias + sum(parts.values()), parts))
+    if not groups:
+        return 0.0, {}
+    top = max(g for g, _ in groups)
+    soft = [math.exp(g - top) for g, _ in groups]
+    norm = sum(soft)
+    total = 0.0
+    contributions: dict[str, float] = {}
+    for (g, parts), e in zip(groups, soft, strict=True):
+        share = e / norm
+        total += share * g
+        for name, c in parts.items():
+            contributions[name] = share * c
+    return max(-FRAME_LOGIT_CLIP, min(FRAME_LOGIT_CLIP, total)), contributions
+
+
+def frame_probability(factors: dict[str, float]) -> float:
+    return _sigmoid(frame_log_odds(factors)[0])
+
+
+def _rounded(d: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in d.items()}
+
+
+def single_image_estimate(factors: dict[str, float]) -> DeepfakeEstimate:
+    """One-frame evidence (a photo): decided only at stronger probabilities, and marked as such."""
+    logit, contributions = frame_log_odds(factors)
+    p = _sigmoid(logit)
+    state: DeepfakeStateName = "uncertain"
+    if p >= SINGLE_FAKE_AT:
+        state = "likely_fake"
+    elif p <= SINGLE_REAL_AT:
+        state = "likely_real"
+    shown: dict[str, float | None] = {k: float(factors[k]) for k in FRAME_FACTORS if k in factors}
+    return DeepfakeEstimate(p_fake=p, state=state, frame_p_fake=p, factors=shown, frames=1, single_image=True,
+                            contributions=_rounded(contributions))
+
+
+def eye_openness(crop_labels: np.ndarray) -> float | None:
+    """Eye pixels per face pixel in the parser crop; None when the face is too small to tell."""
+    face = int(np.isin(crop_labels, FACE_CLASSES).sum())
+    if face < 500:
+        return None
+    eyes = int(np.count_nonzero((crop_labels == L_EYE) | (crop_labels == R_EYE)))
+    return eyes / face
+
+
+def parse_descriptor(crop_labels: np.ndarray) -> np.ndarray | None:
+    """Where the face parts sit and how big they are (relative to the face), as a small vector."""
+    face_mask = np.isin(crop_labels, FACE_CLASSES)
+    ys, xs = np.nonzero(face_mask)
+    if xs.size < 500:
+        return None
+    cx, cy = xs.mean(), ys.mean()
+    scale = math.sqrt(xs.size)
+    out: list[float] = []
+    for cls in (2, 3, 4, 5, 6, 7, 8, 9):  # brows, eyes, nose, lips, mouth
+        py, px = np.nonzero(crop_labels == cls)
+        if px.size == 0:
+            out += [0.0, 0.0, 0.0]
+        else:
+            out += [(px.mean() - cx) / scale, (py.mean() - cy) / scale, math.sqrt(px.size) / scale]
+    return np.array(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    t: float
+    logit: float
+    openness: float | None
+    box_centre: tuple[float, float]
+    box_size: float
+    face_px: int
+
+
+class TrackEvidence:
+    """Running deepfake evidence of one track; ``update`` once per analysed frame of that track."""
+
+    def __init__(self, fps_hint: float = 25.0) -> None:
+        self._frames: deque[_Frame] = deque(maxlen=WINDOW_FRAMES)
+        self._fps_hint = fps_hint
+        self._n = 0
+        self._t0: float | None = None
+        self._t_last: float | None = None
+        self._blinks = 0
+        self._closed_run = 0
+        self._open_ref: deque[float] = deque(maxlen=90)
+        self._desc_prev: np.ndarray | None = None
+        self._desc_steps: deque[float] = deque(maxlen=120)
+        self._jumps = 0
+        self._desc_n = 0
+        self._factor_sums: dict[str, float] = {}
+        self._estimate = DeepfakeEstimate()
+
+    @property
+    def estimate(self) -> DeepfakeEstimate:
+        return self._estimate
+
+    def _time(self, timestamp: float | None) -> float:
+        if timestamp is not None and math.isfinite(timestamp):
+            return float(timestamp)
+        return self._n / self._fps_hint  # no clock: assume the hinted frame rate
+
+    def _update_blinks(self, openness: float | None) -> None:
+        if openness is None:
+            return
+        ref = float(np.median(self._open_ref)) if len(self._open_ref) >= 10 else None
+        closed = ref is not None and ref > 0.004 and openness < 0.45 * ref
+        if closed:
+            self._closed_run += 1
+        else:
+            if 1 <= self._closed_run <= 12:  # a blink lasts ~0.1-0.4 s; longer is eyes shut / looking down
+                self._blinks += 1
+            self._closed_run = 0
+            self._open_ref.append(openness)
+
+    def _update_jumps(self, crop_labels: np.ndarray) -> None:
+        desc = parse_descriptor(crop_labels)
+        if desc is None:
+            return
+        if self._desc_prev is not None:
+            step = float(np.abs(desc - self._desc_prev).mean())
+            if len(self._desc_steps) >= 15:
+                med = float(np.median(self._desc_steps))
+                if step > 6.0 * med + 0.02:
+                    self._jumps += 1
+            self._desc_steps.append(step)
+            self._desc_n += 1
+        self._desc_prev = desc
+
+    def _temporal(self, span: float) -> dict[str, float]:
+        """Temporal factors as 0-1 probabilities (0.5 = no information)."""
+        out: dict[str, float] = {}
+        if span >= 10.0:
+            # people blink ~15-20 times a minute; long stretches without a blink are weak evidence
+            expected = span / 4.0
+            out["blink"] = 0.5 if self._blinks >= 1 else min(0.7, 0.5 + 0.02 * (expected - 2.5))
+        if self._desc_n >= 25:
+            rate = self._jumps / self._desc_n
+            out["appearance_jump"] = min(0.8, 0.5 + 3.0 * max(0.0, rate - 0.02))
+        fr = list(self._frames)
+        if len(fr) >= 10:
+            c = np.array([f.box_centre for f in fr])
+            s = np.array([f.box_size for f in fr])
+            a = np.array([f.face_px for f in fr], dtype=np.float64)
+            jit_box = float(np.median(np.linalg.norm(c[2:] - 2 * c[1:-1] + c[:-2], axis=1) / s[1:-1]))
+            rel = a / max(float(np.median(a)), 1.0)
+            jit_mask = float(np.median(np.abs(rel[2:] - 2 * rel[1:-1] + rel[:-2])))
+            jitter = max(jit_box, jit_mask)
+            out["jitter"] = min(0.75, 0.5 + max(0.0, jitter - 0.04) * 2.5)
+        return out
+
+    def update(self, factors: dict[str, float], crop_labels: np.ndarray, box: tuple[float, float, float, float],
+               timestamp: float | None) -> DeepfakeEstimate:
+        t = self._time(timestamp)
+        self._n += 1
+        if self._t0 is None:
+            self._t0 = t
+        self._t_last = t
+        logit, contributions = frame_log_odds(factors)
+        x1, y1, x2, y2 = (float(v) for v in box)
+        openness = eye_openness(crop_labels)
+        face_px = int(np.isin(crop_labels, FACE_CLASSES).sum())
+        self._frames.append(_Frame(t, logit, openness, ((x1 + x2) / 2, (y1 + y2) / 2), max(1.0, max(x2 - x1, y2 - y1)),
+                                   face_px))
+        while self._frames and self._frames[0].t < t - WINDOW_S:
+            self._frames.popleft()
+        self._update_blinks(openness)
+        self._update_jumps(crop_labels)
+        for k in FRAME_FACTORS:
+            if k in factors:
+                self._factor_sums[k] = self._factor_sums.get(k, 0.0) + float(factors[k])
+
+        span = t - self._t0
+        temporal = self._temporal(span)
+        temporal_logit = sum(_logit(p) for p in temporal.values())
+        logits = np.array([f.logit for f in self._frames])
+        window_span = self._frames[-1].t - self._frames[0].t
+        evidence = min(float(len(logits)), EVIDENCE_PER_S * max(window_span, 1.0 / self._fps_hint))
+        shrink = evidence / (evidence + PRIOR_STRENGTH)
+        mean = float(logits.mean())
+        running = shrink * mean + temporal_logit
+        p_run = _sigmoid(running)
+        frame_p = _sigmoid(logit)
+
+        shown: dict[str, float | None] = {k: float(factors[k]) for k in FRAME_FACTORS if k in factors}
+        shown.update(temporal)
+        contrib = dict(contributions)
+        contrib.update({k: _logit(p) for k, p in temporal.items()})
+        if self._n < MIN_FRAMES or span < MIN_SPAN_S:
+            self._estimate = DeepfakeEstimate(None, "collecting", frame_p, shown, self._n, False, _rounded(contrib))
+            return self._estimate
+        agree_fake = float((logits > 0).mean())
+        state: DeepfakeStateName
+        if p_run >= FAKE_AT and agree_fake >= MIN_AGREEMENT:
+            state = "likely_fake"
+        elif p_run <= REAL_AT and 1.0 - agree_fake >= MIN_AGREEMENT:
+            state = "likely_real"
+        else:
+            state = "uncertain"
+        self._estimate = DeepfakeEstimate(p_run, state, frame_p, shown, self._n, False, _rounded(contrib))
+        return self._estimate
+
+    def mean_factors(self) -> dict[str, float]:
+        """Each frame factor averaged over the whole track (for per-person summaries)."""
+        return {k: v / self._n for k, v in self._factor_sums.items()} if self._n else {}

@@ -1,0 +1,96 @@
+"""Per-frame deepfake factors for batches of parser crops (runs on the executor thread).
+
+Factors, each a calibrated 0-1 probability of "fake" (see docs/deepfake.md):
+- ``blend``: the self-blended-image CNN (face-swap seams), ``models/deepfake_sbi.pt``;
+- ``gan_fingerprint``: logistic head on spectral/co-occurrence features (fully synthetic faces),
+  ``models/deepfake_spectral.json``;
+- ``boundary``: logistic head on noise/colour of the face vs its surroundings,
+  ``models/deepfake_boundary.json`` (absent from a frame when the parse has too little face).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from identix_stream.core.logistic import Logistic
+from identix_stream.errors import InvalidInput, ModelError
+from identix_stream.inference.deepfake_features import boundary_features, fingerprint_features
+from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, load_sbi, sbi_input
+
+log = logging.getLogger(__name__)
+
+SBI_FILE = "deepfake_sbi.pt"
+SPECTRAL_FILE = "deepfake_spectral.json"
+BOUNDARY_FILE = "deepfake_boundary.json"
+CROP_SIZE = 256
+
+
+def _load_head(path: Path, fmt: str, n_features: int) -> Logistic:
+    if not path.is_file():
+        raise ModelError(f"deepfake model file not found: {path}")
+    try:
+        blob: dict[str, Any] = json.loads(path.read_text())
+        if blob.get("format") != fmt:
+            raise ModelError(f"{path} is not an {fmt} model file")
+        head = Logistic.from_json(blob)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"cannot read deepfake model {path}: {exc}") from exc
+    if head.weights.shape != (n_features,):
+        raise ModelError(f"{path}: expected {n_features} weights, found {head.weights.shape}")
+    return head
+
+
+class DeepfakeScorer:
+    """The frame-level deepfake models; ``score`` maps parser crops (+ their labels) to factors."""
+
+    def __init__(self, sbi: SBINet, spectral: Logistic, boundary: Logistic, device: torch.device) -> None:
+        self.sbi = sbi.to(device)
+        self.spectral = spectral
+        self.boundary = boundary
+        self.device = device
+
+    @classmethod
+    def load(cls, models_dir: Path, device: str | torch.device = "cpu") -> DeepfakeScorer:
+        models_dir = Path(models_dir)
+        dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        sbi, _ = load_sbi(models_dir / SBI_FILE)
+        spectral = _load_head(models_dir / SPECTRAL_FILE, "identix-spectral-v1", 350)
+        boundary = _load_head(models_dir / BOUNDARY_FILE, "identix-boundary-v1", 5)
+        return cls(sbi, spectral, boundary, dev)
+
+    @torch.inference_mode()
+    def _blend(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        small = np.stack([cv2.cvtColor(cv2.resize(c, (SBI_INPUT, SBI_INPUT), interpolation=cv2.INTER_AREA),
+                                       cv2.COLOR_BGR2RGB) for c in crops_bgr])
+        logits = self.sbi(sbi_input(small).to(self.device)).float().cpu().numpy()
+        return 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
+
+    def score(self, crops_bgr: list[np.ndarray], crop_labels: list[np.ndarray]) -> list[dict[str, float]]:
+        """Per-crop factors; crops are 256x256 BGR uint8, labels 256x256 uint8 class ids."""
+        if len(crops_bgr) != len(crop_labels):
+            raise InvalidInput(f"{len(crops_bgr)} crops but {len(crop_labels)} label maps")
+        for c, lab in zip(crops_bgr, crop_labels, strict=True):
+            if c.shape != (CROP_SIZE, CROP_SIZE, 3) or c.dtype != np.uint8:
+                raise InvalidInput(f"deepfake crops must be uint8 (256, 256, 3), got {c.dtype} {c.shape}")
+            if lab.shape != (CROP_SIZE, CROP_SIZE):
+                raise InvalidInput(f"crop labels must be (256, 256), got {lab.shape}")
+        if not crops_bgr:
+            return []
+        blend = self._blend(crops_bgr)
+        fingerprint = self.spectral.prob(np.stack([fingerprint_features(c) for c in crops_bgr]))
+        out: list[dict[str, float]] = []
+        for i, (c, lab) in enumerate(zip(crops_bgr, crop_labels, strict=True)):
+            factors = {"blend": float(blend[i]), "gan_fingerprint": float(fingerprint[i])}
+            bf = boundary_features(c, lab)
+            if bf is not None:
+                factors["boundary"] = float(self.boundary.prob(bf))
+            out.append(factors)
+        return out

@@ -1,0 +1,121 @@
+"""Self-blended images (Shiohara & Yamasaki, CVPR 2022) from labelled real faces.
+
+A face is blended back into itself: the source copy gets a colour, sharpness and small geometry
+perturbation, the blend mask is the face region of the parsing labels, deformed and blurred. The
+result has the seams of a face swap but no identity change, so a classifier trained on it learns
+the blending traces rather than who the person is. Real and blended samples share the same
+post-processing (JPEG, down/up-scaling, flips), so those never tell the classes apart.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from identix_stream.core.classes import FACE_CLASSES, IGNORE_INDEX, LFW3_FACE
+from identix_stream.core.geometry import crop_window
+
+
+def face_region(labels: np.ndarray, coarse: bool) -> np.ndarray:
+    """Binary face mask (skin and inner facial parts; no hair, ears or neck) from training labels."""
+    if coarse:
+        return (labels == LFW3_FACE).astype(np.uint8)
+    return (np.isin(labels, list(FACE_CLASSES)) & (labels != IGNORE_INDEX)).astype(np.uint8)
+
+
+def crop_sample(
+    image: np.ndarray,
+    mask: np.ndarray,
+    face_box: tuple[float, float, float, float],
+    size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A jittered crop around the face box: framing from tight (DFDC-like) to the parser's 1.35x."""
+    scale = float(rng.uniform(1.05, 1.6))
+    x1, y1, x2, y2 = face_box
+    w, h = x2 - x1, y2 - y1
+    dx, dy = rng.uniform(-0.05, 0.05, 2) * (w, h)
+    win = crop_window((x1 + dx, y1 + dy, x2 + dx, y2 + dy), scale=scale, angle_deg=float(rng.uniform(-8, 8)))
+    m = win.affine(size)
+    img = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA if win.side > 2 * size else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REFLECT)
+    msk = cv2.warpAffine(mask, m, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
+    return img, msk
+
+
+def _perturb_colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = img.astype(np.float32)
+    if rng.random() < 0.8:
+        out += rng.uniform(-20, 20, 3).astype(np.float32)  # per-channel shift
+    if rng.random() < 0.6:
+        c = rng.uniform(0.85, 1.15)
+        out = (out - out.mean()) * c + out.mean() + rng.uniform(-15, 15)
+    if rng.random() < 0.4:
+        hsv = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180
+        hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.8, 1.2), 0, 255)
+        out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+    return np.clip(out, 0, 255)
+
+
+def _perturb_sharpness(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    r = rng.random()
+    if r < 0.45:
+        return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.6, 1.6)))
+    if r < 0.8:
+        blur = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.8, 1.5)))
+        return np.clip(img + rng.uniform(0.4, 1.2) * (img - blur), 0, 255)
+    return img
+
+
+def _perturb_geometry(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = img.shape[0]
+    s = rng.uniform(0.95, 1.05)
+    m = cv2.getRotationMatrix2D((n / 2, n / 2), float(rng.uniform(-2, 2)), s)
+    m[:, 2] += rng.uniform(-0.025, 0.025, 2) * n
+    return cv2.warpAffine(img, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = mask.shape[0]
+    m: np.ndarray = mask.astype(np.float32)
+    # smooth random displacement field: the seam wanders like a swap's hull, not the exact parse
+    grid = rng.normal(0, 1, (2, 5, 5)).astype(np.float32) * rng.uniform(1.0, 0.04 * n)
+    flow = [cv2.resize(g, (n, n), interpolation=cv2.INTER_CUBIC) for g in grid]
+    xs, ys = np.meshgrid(np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32))
+    m = cv2.remap(m, xs + flow[0], ys + flow[1], cv2.INTER_LINEAR, borderValue=0)
+    k = int(rng.integers(0, max(2, n // 20)))
+    if k > 0:
+        kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+        m = cv2.erode(m, kernel) if rng.random() < 0.5 else cv2.dilate(m, kernel)
+    sigma = float(rng.uniform(0.01, 0.06) * n)
+    m = cv2.GaussianBlur(m, (0, 0), sigma)
+    m = m / max(float(m.max()), 1e-6)
+    ratio = float(rng.choice([0.5, 0.75, 1.0, 1.0, 1.0]))
+    return np.clip(m * ratio, 0.0, 1.0)
+
+
+def self_blend(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One self-blended fake from a BGR uint8 crop and its binary face mask (same size)."""
+    src = _perturb_geometry(_perturb_sharpness(_perturb_colour(img, rng), rng), rng)
+    alpha = _deform_mask(mask, rng)[..., None]
+    out = alpha * src + (1.0 - alpha) * img.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Post-processing shared by real and fake samples: flips, down/up-scaling, JPEG, noise."""
+    n = img.shape[0]
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    if rng.random() < 0.4:
+        small = int(n * rng.uniform(0.45, 0.9))
+        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (n, n),
+                         interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.15:
+        img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
+    if rng.random() < 0.7:
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 96))])
+        if ok:
+            img = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    return np.ascontiguousarray(img)

@@ -1,0 +1,141 @@
+"""Train the blend-artifact model on self-blended images of real faces only.
+
+Resumable (``<out>/sbi_last.pt``), time-boxed, one torch thread by default so it can run beside
+the parser training. Data: CelebAMask-mini (fine masks) and LFW Part Labels (coarse face masks)
+from ../shared/data; our held-out CelebAMask split (the parser's validation names) is the
+validation set, as self-blends vs the untouched images.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from identix_stream.core.deepfake_metrics import roc_auc
+from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, load_sbi, save_sbi, sbi_input
+from identix_stream.training.data import Sample, load_celebamask, load_lfw_parts
+from identix_stream.training.sbi import crop_sample, degrade, face_region, self_blend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data_root: Path
+    out_dir: Path
+    minutes: float = 20.0
+    batch: int = 32
+    lr: float = 2e-3
+    threads: int = 1
+    width: int = 16
+    seed: int = 0
+
+
+def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
+    return [(s.image, face_region(s.labels, s.coarse), s.face_box) for s in samples]
+
+
+def make_pair(item: tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]], rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake) RGB crops of one face, each degraded independently."""
+    img, mask, box = item
+    crop, msk = crop_sample(img, mask, box, SBI_INPUT, rng)
+    fake = self_blend(crop, msk, rng)
+    real = degrade(crop, rng)
+    fake = degrade(fake, rng)
+    return cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB)
+
+
+def validation_set(items: list, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for it in items:
+        r, f = make_pair(it, rng)
+        xs += [r, f]
+        ys += [0, 1]
+    return np.stack(xs), np.array(ys)
+
+
+@torch.inference_mode()
+def evaluate(model: SBINet, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    model.eval()
+    logits = torch.cat([model(sbi_input(x[i:i + 64])) for i in range(0, len(x), 64)]).numpy()
+    model.train()
+    return {"auc": roc_auc(logits[y == 0], logits[y == 1]), "acc": float(((logits > 0) == (y == 1)).mean())}
+
+
+def train(cfg: TrainConfig) -> dict[str, float]:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    fp = cfg.data_root / "face_parsing"
+    train_items = _prepare(load_celebamask(fp / "celebamask_mini", "train"))
+    train_items += _prepare(load_lfw_parts(fp / "lfw_parts", "train"))
+    val_x, val_y = validation_set(_prepare(load_celebamask(fp / "celebamask_mini", "val")))
+    log.info("SBI training on %d faces, validating on %d pairs", len(train_items), len(val_y) // 2)
+
+    model = SBINet(cfg.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    last = cfg.out_dir / "sbi_last.pt"
+    elapsed, step, best = 0.0, 0, -1.0
+    if last.is_file():
+        blob = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["opt"])
+        elapsed, step, best = blob["elapsed"], blob["step"], blob["best"]
+        log.info("resumed at step %d after %.1f min", step, elapsed / 60)
+    rng = np.random.default_rng(cfg.seed + step)
+    budget = cfg.minutes * 60.0
+    t0 = time.monotonic() - elapsed
+    last_ckpt = time.monotonic()
+    log_path = cfg.out_dir / "sbi_log.jsonl"
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    model.train()
+    while (elapsed := time.monotonic() - t0) < budget:
+        idx = rng.integers(0, len(train_items), cfg.batch // 2)
+        xs, ys = [], []
+        for i in idx:
+            r, f = make_pair(train_items[int(i)], rng)
+            xs += [r, f]
+            ys += [0.0, 1.0]
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = F.binary_cross_entropy_with_logits(model(sbi_input(np.stack(xs))), torch.tensor(ys))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 20 == 0:
+            log.info("step %d %.1f min loss %.4f lr %.2e", step, elapsed / 60, loss.item(), lr)
+        if time.monotonic() - last_ckpt > 120 or (elapsed := time.monotonic() - t0) >= budget:
+            metrics = evaluate(model, val_x, val_y)
+            rec = {"step": step, "minutes": round(elapsed / 60, 2), "loss": round(loss.item(), 4), **metrics}
+            with log_path.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            log.info("val %s", rec)
+            if metrics["auc"] > best:
+                best = metrics["auc"]
+                save_sbi(model, cfg.out_dir / "sbi_best.pt", {"width": cfg.width, "step": step, **metrics,
+                                                              "minutes": rec["minutes"]})
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "elapsed": elapsed, "step": step,
+                        "best": best}, last.with_suffix(".tmp"))
+            last.with_suffix(".tmp").replace(last)
+            last_ckpt = time.monotonic()
+    final = evaluate(model, val_x, val_y)
+    return {"step": step, "best_auc": best, **final}
+
+
+def check_model(path: Path, data_root: Path) -> dict[str, float]:
+    """Validation AUC of a saved model file (self-blends of the held-out CelebAMask faces)."""
+    model, _ = load_sbi(path)
+    val_x, val_y = validation_set(_prepare(load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")))
+    return evaluate(model, val_x, val_y)
