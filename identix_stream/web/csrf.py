@@ -4,7 +4,9 @@ A random nonce lives in an HttpOnly cookie; the token is HMAC(secret, nonce | se
 it changes when the session does (login/logout) and cannot be forged without the secret key.
 Every POST/PUT/PATCH/DELETE must carry it in the ``X-CSRF-Token`` header, or (urlencoded HTML
 forms only) a ``csrf_token`` field. Exempt: requests with ``Authorization: Bearer`` (browsers
-never attach that header cross-site without CORS), websockets, and views marked ``csrf_exempt``.
+never attach that header cross-site without CORS), requests without a session cookie outside
+the account routes (nothing ambient to abuse: anonymous demo mode), websockets, and views marked
+``csrf_exempt``.
 Multipart bodies are never parsed here (uploads stream): they must send the header.
 """
 
@@ -25,6 +27,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SESSION_COOKIE = "identix_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Blueprints whose forms need the token even without a session (login CSRF, reset/register spam).
+PROTECTED_WITHOUT_SESSION = frozenset({"accounts"})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +82,8 @@ def _exempt() -> bool:
         return True
     if request.headers.get("Authorization", "").lower().startswith("bearer "):
         return True
+    if not request.cookies.get(SESSION_COOKIE) and request.blueprint not in PROTECTED_WITHOUT_SESSION:
+        return True  # no ambient credentials to abuse (anonymous demo mode); account forms stay protected
     view = current_app.view_functions.get(request.endpoint or "")
     return bool(getattr(view, "_csrf_exempt", False))
 

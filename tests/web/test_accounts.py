@@ -367,3 +367,48 @@ async def test_mongodb_accounts_hash_and_case_insensitive_uniqueness(tmp_path: P
             assert health["user_store"] == "mongodb" and health["db_ok"] is True
         finally:
             await store._client.drop_database(db_name)
+
+
+def feature_app(tmp_path: Path, **env: str) -> Quart:
+    """An app with one extra analysis-like route guarded by login_required, as feature blueprints are."""
+    from quart import Blueprint
+
+    from identix_stream.web.auth_guard import current_user, login_required
+
+    bp = Blueprint("feature_probe", __name__)
+
+    @bp.post("/api/probe")
+    @login_required
+    async def probe() -> dict[str, Any]:
+        user = await current_user()
+        return {"user": user.email if user else None}
+
+    app = account_app(tmp_path, **env)
+    app.register_blueprint(bp)
+    return app
+
+
+async def test_login_required_routes_and_csrf_on_them(tmp_path: Path) -> None:
+    app = feature_app(tmp_path)
+    async with app.test_app():
+        client = app.test_client()
+        r = await client.post("/api/probe", json={})
+        assert r.status_code == 401 and (await r.get_json())["error"]["code"] == "unauthorized"
+        await register(client, "feat@example.org")
+        token = (await (await login(client, "feat@example.org")).get_json())["csrf_token"]
+        r = await client.post("/api/probe", json={})  # a session cookie is ambient authority: CSRF needed
+        assert r.status_code == 403
+        r = await client.post("/api/probe", json={}, headers={"X-CSRF-Token": token})
+        assert r.status_code == 200 and (await r.get_json()) == {"user": "feat@example.org"}
+
+
+async def test_anonymous_mode_opens_feature_routes_but_not_account_routes(tmp_path: Path) -> None:
+    app = feature_app(tmp_path, IDENTIX_ALLOW_ANONYMOUS="1")
+    async with app.test_app():
+        client = app.test_client()
+        r = await client.post("/api/probe", json={})  # no cookies at all, e.g. curl in a demo
+        assert r.status_code == 200 and (await r.get_json()) == {"user": None}
+        r = await client.get("/api/tokens")
+        assert r.status_code == 401  # accounts still need an account
+        r = await client.post("/login", json={"email": "a@example.org", "password": PASSWORD})
+        assert r.status_code == 403  # account forms keep CSRF even without a session (login CSRF)
