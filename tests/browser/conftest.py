@@ -77,8 +77,11 @@ def browser_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     training = ROOT / "runs" / "parsing" / "best_model.pt"
     if not training.is_file():
         pytest.skip(f"needs a parsing model at {shipped} (or {training})")
-    copy = tmp_path_factory.mktemp("model") / "face_parser.pt"
-    shutil.copyfile(training, copy)
+    folder = tmp_path_factory.mktemp("model")
+    for other in (ROOT / "models").glob("*.pt"):  # the deepfake models are found beside the parser
+        (folder / other.name).symlink_to(other)
+    copy = folder / "face_parser.pt"
+    shutil.copyfile(training, copy)  # a snapshot: training rewrites it every few minutes
     return copy
 
 

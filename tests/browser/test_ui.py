@@ -319,3 +319,62 @@ def test_image_upload_rejects_a_non_image(page: Any, ui_server: ServerThread, ac
     message.wait_for(state="visible")
     assert "notes.jpg" in message.inner_text()
     assert page.locator("#dl-mask").is_disabled()
+
+
+# ------------------------------------------------------------------------------------ video
+
+# Pixels of the chart canvas in one of the track colours (common.js TRACK_COLORS).
+CHART_PIXELS_JS = """() => {
+  const colors = ['#ffd166', '#06d6a0', '#4cc9f0', '#f72585', '#b5e48c', '#ff9f1c', '#c77dff', '#90e0ef']
+    .map((h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)));
+  const c = document.getElementById('video-chart');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let line = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] < 200) continue;
+    const near = ([r, g, b]) => Math.abs(d[i] - r) < 12 && Math.abs(d[i + 1] - g) < 12 && Math.abs(d[i + 2] - b) < 12;
+    if (colors.some(near)) line++;
+  }
+  return {line, points: Number(c.dataset.points || 0), series: Number(c.dataset.series || 0)};
+}"""
+
+
+def test_video_upload_shows_progress_results_and_a_chart(
+    page: Any, ui_server: ServerThread, account: str, shared_data: Path
+) -> None:
+    clip = shared_data / "videos" / "talking_heads" / "driving_d0.mp4"  # 3.1 s, 512x512, 25 fps
+    page.goto(f"{ui_server.url}/video")
+    page.locator("#video-stride").fill("2")
+    page.set_input_files("#video-file", str(clip))
+    page.locator("#video-canvas").wait_for(state="visible", timeout=120_000)  # a first analysed frame
+    pixels = page.evaluate(CANVAS_PIXELS_JS, ["video-canvas", list(SKIN)])
+    assert pixels["width"] == 512 and pixels["painted"] == 512 * 512
+    page.locator("#video-summary-card").wait_for(state="visible", timeout=240_000)
+    assert "uploaded" in page.locator("#video-upload-text").inner_text()
+    assert page.evaluate("() => document.getElementById('video-analysis-progress').position") == 1
+    assert "Done" in page.locator("#video-status").inner_text()
+    rows = page.locator("#video-summary tr")
+    assert rows.count() >= 1 and "#" in rows.first.inner_text()
+
+    chart = page.evaluate(CHART_PIXELS_JS)
+    assert chart["series"] >= 1, chart  # one person tracked
+    scored = any(
+        face["deepfake"].get("frame_p_fake") is not None or face["deepfake"].get("p_fake") is not None
+        for frame in page.request.get(f"{ui_server.url}{page.locator('#dl-results').get_attribute('href')}").json()[
+            "frames"
+        ]
+        for face in frame["faces"]
+    )
+    if scored:  # the server sent scores: the chart must draw them
+        assert chart["points"] > 0 and chart["line"] > 100, f"no confidence line drawn on the chart: {chart}"
+    else:  # no deepfake models loaded: the chart says so instead of drawing nothing
+        assert chart["points"] == 0 and chart["line"] == 0, chart
+
+    results_href = page.locator("#dl-results").get_attribute("href")
+    body = page.request.get(f"{ui_server.url}{results_href}").json()
+    assert body["complete"] is True and len(body["frames"]) >= 30  # 78 frames, every 2nd analysed
+    page.locator("#dl-video:not([aria-disabled])").wait_for(timeout=180_000)
+    with page.expect_download() as dl:
+        page.locator("#dl-video").click()
+    assert Path(dl.value.path()).read_bytes()[4:8] == b"ftyp"  # an MP4
+    shoot(page, "video")
