@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from quart import Blueprint, Response, current_app, jsonify, request, send_file
 from quart.blueprints import BlueprintSetupState
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from identix_stream.config import Settings
@@ -39,6 +40,8 @@ UPLOAD_PATHS: Final[tuple[str, ...]] = ("/api/images", "/api/videos", "/predict"
 UPLOAD_SUFFIX: Final[str] = "/upload"
 PROBE_TIMEOUT_S: Final[float] = 60.0  # after an upload, wait this long for the video to open before answering
 ANNOTATED_WAIT_S: Final[float] = 300.0
+MULTIPART_SLICE: Final[int] = 32 * 1024
+MULTIPART_BUFFER: Final[int] = 256 * 1024
 MULTIPART_FIELDS: Final[tuple[str, ...]] = ("video", "image", "file")
 NO_FACE_MESSAGES: Final[dict[str, str]] = {
     "no_face": "no face found",
@@ -132,25 +135,30 @@ async def _multipart_file_chunks() -> AsyncIterator[bytes]:
     boundary = request.mimetype_params.get("boundary", "")
     if not boundary:
         raise InvalidInput("multipart body without a boundary parameter", code="bad_multipart")
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=64 * 1024)
+    # The decoder refuses to buffer more than max_form_memory_size at once, so it is fed in slices
+    # and drained after each (a file part's data leaves the buffer as it is parsed).
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=MULTIPART_BUFFER)
     state = "before"  # before -> in_file -> after
     try:
         async for chunk in request.body:
-            decoder.receive_data(chunk)
-            while True:
-                event = decoder.next_event()
-                if isinstance(event, NeedData | Epilogue):
-                    break
-                if isinstance(event, File) and state == "before":
-                    state = "in_file"
-                elif isinstance(event, File | Field) and state == "in_file":
-                    state = "after"
-                elif isinstance(event, Data) and state == "in_file":
-                    if event.data:
-                        yield event.data
-                    if not event.more_data:
+            for start in range(0, len(chunk), MULTIPART_SLICE):
+                decoder.receive_data(chunk[start : start + MULTIPART_SLICE])
+                while True:
+                    event = decoder.next_event()
+                    if isinstance(event, NeedData | Epilogue):
+                        break
+                    if isinstance(event, File) and state == "before":
+                        state = "in_file"
+                    elif isinstance(event, File | Field) and state == "in_file":
                         state = "after"
+                    elif isinstance(event, Data) and state == "in_file":
+                        if event.data:
+                            yield event.data
+                        if not event.more_data:
+                            state = "after"
         decoder.receive_data(None)
+    except RequestEntityTooLarge:
+        raise InvalidInput("a multipart header or form field is too large", code="bad_multipart") from None
     except ValueError as exc:  # werkzeug's parse errors
         raise InvalidInput(f"malformed multipart body: {exc}", code="bad_multipart") from None
     if state == "before":
