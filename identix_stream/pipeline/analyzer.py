@@ -297,7 +297,7 @@ class Analyzer:
             if job.session.kind == "image":
                 est: DeepfakeEstimate = self._fusion.single_image_estimate(factors)
                 return est
-            data = job.session.tracks[face.track_id]
+            data = job.session.track_data(face.track_id)
             if data.evidence is None:
                 data.evidence = self._fusion.TrackEvidence()
             est = data.evidence.update(factors, crop_labels, face.box, job.timestamp)

@@ -113,9 +113,13 @@ class Session:
         return await self.analyzer.submit_frame(self, frame, int(frame_id), float(timestamp))
 
     # -------------------------------------------------------------- executor side
+    def track_data(self, track_id: int) -> TrackData:
+        with self.lock:  # summary() iterates the dict on the loop thread
+            return self.tracks.setdefault(track_id, TrackData())
+
     def window_for(self, track_id: int, face_box: tuple[float, float, float, float], roll: float,
                    scale: float, shift_y: float) -> tuple[CropWindow, bool]:
-        data = self.tracks.setdefault(track_id, TrackData())
+        data = self.track_data(track_id)
         new = crop_window(face_box, scale=scale, shift_y=shift_y, angle_deg=roll)
         if not self.smooth:
             return new, True
@@ -127,7 +131,7 @@ class Session:
     def smooth_probs(self, track_id: int, probs: torch.Tensor) -> torch.Tensor:
         if not self.smooth:
             return probs
-        data = self.tracks.setdefault(track_id, TrackData())
+        data = self.track_data(track_id)
         if data.probs is None or data.probs.shape != probs.shape:
             data.probs = probs.clone()
         else:
@@ -147,7 +151,9 @@ class Session:
     def forget_gone_tracks(self) -> None:
         """Drop the heavy per-track state of tracks the tracker has given up (summary data stays)."""
         live = {t.track_id for t in self.tracker.tracks}
-        for tid, data in self.tracks.items():
+        with self.lock:
+            items = list(self.tracks.items())
+        for tid, data in items:
             if tid not in live:
                 data.probs = None
                 data.window = None

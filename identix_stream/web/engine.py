@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 from quart import Quart
@@ -24,6 +25,9 @@ def init_analyzer(app: Quart, settings: Any) -> None:
     """Register the analyzer at ``app.extensions["analyzer"]`` when ``settings.load_models``."""
     if not settings.load_models:
         return
+    # idle OpenMP threads sleep instead of spinning: the CPU is shared with the event loop, the
+    # decoder and other processes (spinning gave 10x slowdowns here). Read when torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from identix_stream.pipeline.analyzer import Analyzer  # torch loads only when models do
 
     analyzer = Analyzer.from_settings(settings)
