@@ -24,8 +24,6 @@ from identix_stream.inference.bisenet import BiSeNet
 log = logging.getLogger(__name__)
 
 FORMAT = "identix-bisenet/1"
-# The shipped model, found relative to the package (the project checkout), not the working directory.
-DEFAULT_PARSER_PATH = Path(__file__).resolve().parents[2] / "models" / "face_parser.pt"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 AUX_PREFIXES = ("conv_out16.", "conv_out32.")

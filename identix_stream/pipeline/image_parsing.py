@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -17,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from identix_stream.config import DEFAULT_MODEL_PATH
 from identix_stream.errors import InvalidInput
-from identix_stream.inference.model_file import DEFAULT_PARSER_PATH
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -28,7 +29,7 @@ def image_parser(
     model_path: Path | None = None, crop: Literal["detect", "whole"] = "detect", threads: int = 2
 ) -> Iterator[Predictor]:
     """A BGR image -> (H, W) uint8 label map function, valid inside the ``with`` block."""
-    path = Path(model_path) if model_path is not None else DEFAULT_PARSER_PATH
+    path = Path(model_path or os.environ.get("IDENTIX_MODEL_PATH") or DEFAULT_MODEL_PATH)
     with contextlib.ExitStack() as stack:
         if crop == "whole":
             yield _whole_image_predictor(path, threads)
