@@ -19,3 +19,12 @@ def shared_data() -> Path:
     if not (DATA_DIR / "README.md").is_file():
         pytest.skip(f"needs the shared data set at {DATA_DIR} (set IDENTIX_SHARED_DATA to point elsewhere)")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def parser_model() -> Path:
+    """The shipped parsing model (or IDENTIX_MODEL_PATH); skips with a reason when there is none."""
+    path = Path(os.environ.get("IDENTIX_MODEL_PATH") or ROOT / "models" / "face_parser.pt")
+    if not path.is_file():
+        pytest.skip(f"needs a parsing model at {path}")
+    return path
