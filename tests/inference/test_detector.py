@@ -107,3 +107,18 @@ def test_calibration_follows_the_roll() -> None:
     rolled = calibrate_box(box, 90.0)
     c90 = ((rolled[0] + rolled[2]) / 2, (rolled[1] + rolled[3]) / 2)
     assert math.isclose(c90[1], 150.0, abs_tol=0.5) and not math.isclose(c0[1], 150.0, abs_tol=0.5)
+
+
+def test_big_group_photo_is_tiled(detector: FaceDetector, shared_data: Path) -> None:
+    img = read(shared_data / "multiperson" / "dlib_bald_guys.jpg")  # 1986x1545, many small faces
+    tiled = detector.detect(img)
+    whole = FaceDetector(tile_min_side=10_000)
+    try:
+        single = whole.detect(img)
+    finally:
+        whole.close()
+    assert len(tiled) >= len(single) + 5
+    # no face is reported twice after merging the passes
+    for i, a in enumerate(tiled):
+        for b in tiled[i + 1 :]:
+            assert iou(a.box, b.box) < 0.3
