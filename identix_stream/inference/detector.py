@@ -120,18 +120,22 @@ class FaceDetector:
         # the short-range model (made for selfie distance) is tried when it finds nothing
         self._fd_near: Any = face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_score)
 
-    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+    def detect(self, image_bgr: np.ndarray, tile: bool | None = None) -> list[Detection]:
+        """Faces in a BGR frame, best first. ``tile``: None = only big photos, True = always (single
+        images: 43/43 dlib faces instead of 41/43, at 5 detector passes), False = never."""
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
             raise InvalidInput(f"expected a BGR uint8 image (H, W, 3), got {image_bgr.dtype} {image_bgr.shape}")
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         out = self._detect_rgb(rgb, 0, 0, near_fallback=True)
-        if min(h, w) >= self.tile_min_side:
+        if tile is None:
+            tile = min(h, w) >= self.tile_min_side
+        if tile and min(h, w) >= 64:
             th, tw = int(h * 0.6), int(w * 0.6)
             for y in (0, h - th):
                 for x in (0, w - tw):
-                    tile = np.ascontiguousarray(rgb[y : y + th, x : x + tw])
-                    out += self._detect_rgb(tile, x, y, near_fallback=False)
+                    part = np.ascontiguousarray(rgb[y : y + th, x : x + tw])
+                    out += self._detect_rgb(part, x, y, near_fallback=False)
             out = merge_detections(out)
         out.sort(key=lambda d: d.score, reverse=True)
         return out

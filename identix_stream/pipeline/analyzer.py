@@ -203,7 +203,8 @@ class Analyzer:
         for i, job in enumerate(jobs):
             try:
                 t0 = time.perf_counter()
-                dets = self.detector.detect(job.image)
+                # single images are also searched in tiles (small faces); streams only when big
+                dets = self.detector.detect(job.image, tile=True if job.session.kind == "image" else None)
                 detect_ms[i] = (time.perf_counter() - t0) * 1000
                 boxes = [d.face_box() for d in dets]
                 keep = [j for j, b in enumerate(boxes) if max(b[2] - b[0], b[3] - b[1]) >= self.min_face_px]

@@ -44,11 +44,11 @@ def read(path: Path) -> np.ndarray:
     return img
 
 
-def recall(detector: FaceDetector, shared_data: Path, mapping: str) -> tuple[int, int]:
+def recall(detector: FaceDetector, shared_data: Path, mapping: str, tile: bool | None = None) -> tuple[int, int]:
     hits = total = 0
     for path, boxes in dlib_boxes(shared_data).items():
         img = read(path)
-        dets = detector.detect(img)
+        dets = detector.detect(img, tile=tile)
         cand = [d.box if mapping == "raw" else d.face_box() for d in dets]
         for g in boxes:
             total += 1
@@ -64,6 +64,9 @@ def test_recall_on_dlib_boxes(detector: FaceDetector, shared_data: Path) -> None
     assert hits / total >= 0.95, f"recall {hits}/{total}"
     hits_fb, _ = recall(detector, shared_data, "face_box")
     assert hits_fb / total >= 0.85, f"face-box recall {hits_fb}/{total}"
+    # single images are searched in tiles too (what image sessions do): every face is found
+    hits_tiled, _ = recall(detector, shared_data, "raw", tile=True)
+    assert hits_tiled == total, f"tiled recall {hits_tiled}/{total}"
 
 
 @pytest.mark.parametrize("angle", [-30, 30])
