@@ -1,10 +1,11 @@
 """``/ws/live``: browser/webcam frames in, one ``result`` (or ``dropped``/``error``) per frame out.
 
-Each connection runs two tasks. The reader takes every message off the socket at once, validates it
-and parks the newest frame in a one-slot mailbox (a frame already waiting there is reported
-``dropped``/``superseded``); the worker analyses whatever is in the mailbox. So at most one frame is
-being analysed and one is waiting: latency stays bounded however fast the client sends, and a slow
-client only ever costs its own frames. The wire format is owned by :mod:`identix_stream.web.protocol`.
+Each connection runs three tasks. The reader takes every message off the socket at once, validates
+it and parks the newest frame in a one-slot mailbox (a frame already waiting there is reported
+``dropped``/``superseded``); the worker analyses whatever is in the mailbox; the sender writes the
+bounded outbox to the socket. So at most one frame is being analysed and one is waiting: latency
+stays bounded however fast the client sends, and a slow client only ever costs its own frames.
+The wire format is owned by :mod:`identix_stream.web.protocol`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ blueprint = Blueprint("live", __name__)
 # browsers pass through to ``CloseEvent.code``; 1013 is the standard "try again later".
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_UNAVAILABLE = 1013
+CLOSE_NOT_READING = 1008
+MAX_OUTBOX = 256  # unsent messages per connection before a client counts as not reading
 STATS_KEY = "live_stats"
 
 
@@ -138,8 +141,16 @@ class FrameAnalysis:
             return protocol.error_message("internal", f"frame {frame_id} could not be analysed", frame_id)
 
 
+class ClientNotReading(Exception):
+    """The client let MAX_OUTBOX messages pile up unread: it is closed rather than buffered for."""
+
+
 class LiveConnection:
-    """The reader/worker pair of one /ws/live connection."""
+    """The reader, worker and sender tasks of one /ws/live connection.
+
+    The reader and the worker never wait on the network to send: messages go to a bounded outbox
+    that the sender drains. A client that stops reading fills it and is closed (1008), so nothing
+    buffers without bound on its behalf (and the reader keeps draining the socket meanwhile)."""
 
     def __init__(self, ws: Any, session: Any, settings: Any, stats: LiveStats) -> None:
         self.ws = ws
@@ -150,27 +161,40 @@ class LiveConnection:
         self.config = LiveConfig()
         self.pending: tuple[FrameMessage, float] | None = None
         self.wake = asyncio.Event()
-        self.send_lock = asyncio.Lock()
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(MAX_OUTBOX)
 
     def _config(self) -> LiveConfig:
         return self.config
 
-    async def send(self, message: dict[str, Any]) -> None:
-        text = protocol.dumps(message)
-        async with self.send_lock:
-            await self.ws.send(text)
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.outbox.put_nowait(protocol.dumps(message))
+        except asyncio.QueueFull:
+            raise ClientNotReading(f"{MAX_OUTBOX} messages unread") from None
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self._counted(self._read())), asyncio.create_task(self._counted(self._work()))]
+        tasks = [asyncio.create_task(self._counted(c)) for c in (self._read(), self._work(), self._send())]
+        not_reading = False
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                task.result()  # re-raise what ended it
+                if isinstance(task.exception(), ClientNotReading):
+                    not_reading = True
+                else:
+                    task.result()  # re-raise what ended it
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.pending = None
+        if not_reading:
+            self.stats.errors += 1
+            await self.ws.close(CLOSE_NOT_READING, "the client does not read its messages")
+
+    async def _send(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            await self.ws.send(text)
 
     async def _counted(self, coro: Any) -> None:
         self.stats.active_tasks += 1
@@ -183,7 +207,7 @@ class LiveConnection:
         while True:
             data = await self.ws.receive()
             if isinstance(data, str):
-                await self._on_text(data)
+                self._on_text(data)
                 continue
             now = time.monotonic()
             self.stats.frames_received += 1
@@ -191,26 +215,26 @@ class LiveConnection:
                 frame = protocol.parse_frame(data, self.max_frame_bytes)
             except InvalidInput as exc:
                 self.stats.errors += 1
-                await self.send(protocol.error_from_exception(exc, protocol.peek_frame_id(data)))
+                self.send(protocol.error_from_exception(exc, protocol.peek_frame_id(data)))
                 continue
             if not self.limiter.allow(now):
                 self.stats.dropped += 1
-                await self.send(protocol.dropped_message(frame.frame_id, "rate_limited"))
+                self.send(protocol.dropped_message(frame.frame_id, "rate_limited"))
                 continue
             stale, self.pending = self.pending, (frame, now)
             self.wake.set()
             if stale is not None:
                 self.stats.dropped += 1
-                await self.send(protocol.dropped_message(stale[0].frame_id, "superseded"))
+                self.send(protocol.dropped_message(stale[0].frame_id, "superseded"))
 
-    async def _on_text(self, text: str) -> None:
+    def _on_text(self, text: str) -> None:
         try:
             self.config = protocol.parse_text_message(text, self.config)
         except InvalidInput as exc:
             self.stats.errors += 1
-            await self.send(protocol.error_from_exception(exc))
+            self.send(protocol.error_from_exception(exc))
             return
-        await self.send(protocol.config_message(self.config))
+        self.send(protocol.config_message(self.config))
 
     async def _work(self) -> None:
         while True:
@@ -221,7 +245,7 @@ class LiveConnection:
                 continue
             frame, received = item
             msg = await self.analysis.run(frame.image, frame.frame_id, received, self._config, frame.client_ts)
-            await self.send(msg)
+            self.send(msg)
 
 
 async def _authenticate(settings: Any) -> str | None:
@@ -265,7 +289,7 @@ async def live_socket() -> None:
     try:
         await websocket.accept()
         conn = LiveConnection(websocket._get_current_object(), session, settings, stats)  # type: ignore[attr-defined]
-        await conn.send(
+        conn.send(
             protocol.hello_message(
                 conn.config,
                 max_frame_bytes=conn.max_frame_bytes,

@@ -222,6 +222,33 @@ async def test_connect_drop_cycles_leave_nothing_behind(
         assert (await _roundtrip(ws, 9, talking_head_jpegs[9]))["type"] == "result"
 
 
+async def test_a_client_that_never_reads_is_closed_not_buffered_for(
+    live_server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from identix_stream.web import live
+
+    monkeypatch.setattr(live, "MAX_OUTBOX", 16)
+    before = _live_counts(live_server)
+    ws = await connect(f"{live_server.ws_url}/ws/live", max_size=None, max_queue=4)
+    closed_by_server = None
+    try:
+        bad = json.dumps({"type": "config", "x" * 20000: 1})  # answered by a 20 KB error naming the field
+        for _sent in range(300):  # 6 MB of answers: far more than the socket buffers hold
+            await ws.send(bad)
+    except ConnectionClosed as exc:
+        closed_by_server = exc.rcvd
+    if closed_by_server is None:
+        with pytest.raises(ConnectionClosed) as err:
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+        closed_by_server = err.value.rcvd
+    assert closed_by_server is not None and closed_by_server.code == 1008, closed_by_server
+    deadline = time.monotonic() + 20
+    while _live_counts(live_server)["active_connections"] != before["active_connections"]:
+        assert time.monotonic() < deadline, _live_counts(live_server)
+        await asyncio.sleep(0.2)
+
+
 def test_rate_limiter_allows_bursts_of_one_second_then_the_rate() -> None:
     limiter = RateLimiter(10)
     t0 = limiter.last
