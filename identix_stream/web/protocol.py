@@ -24,6 +24,7 @@ import numpy as np
 from identix_stream.core.classes import CLASS_NAMES, PALETTE
 from identix_stream.core.types import FaceResult, FrameResult
 from identix_stream.errors import IdentixError, InvalidInput
+from identix_stream.media.images import decode_label_png, encode_png
 
 PROTOCOL_VERSION: Final[int] = 1
 HEADER_PREFIX_BYTES: Final[int] = 4
@@ -228,22 +229,18 @@ def encode_label_map(label_map: np.ndarray, scale: float) -> dict[str, Any]:
     labels = label_map
     if (out_w, out_h) != (width, height):
         labels = cv2.resize(label_map, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(labels), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:  # cv2 only fails on invalid arrays, which FrameResult already rules out
-        raise ValueError(f"PNG encoding of a {labels.shape} label map failed")
     return {
         "encoding": "png",
         "width": out_w,
         "height": out_h,
-        "data": base64.b64encode(buf.tobytes()).decode("ascii"),
+        "data": base64.b64encode(encode_png(np.ascontiguousarray(labels))).decode("ascii"),
     }
 
 
 def decode_label_map(encoded: dict[str, Any]) -> np.ndarray:
     """Inverse of :func:`encode_label_map` (for Python clients and tests)."""
-    raw = np.frombuffer(base64.b64decode(encoded["data"]), dtype=np.uint8)
-    labels = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
-    if labels is None or labels.shape != (encoded["height"], encoded["width"]):
+    labels = decode_label_png(base64.b64decode(encoded["data"]))
+    if labels.shape != (encoded["height"], encoded["width"]):
         raise InvalidInput("label map PNG does not decode to its declared size", code="bad_label_map")
     return labels
 

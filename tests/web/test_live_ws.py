@@ -263,7 +263,9 @@ async def test_frames_over_the_rate_are_dropped(live_server: ServerThread, talki
     """The default limit is 60 frames/s with bursts of one second's worth: a burst of 100 must hit it."""
     ws = await _open(live_server)
     async with ws:
-        small = jpeg(cv2.resize(cv2.imdecode(np.frombuffer(talking_head_jpegs[0], np.uint8), 1), (96, 96)))
+        first = cv2.imdecode(np.frombuffer(talking_head_jpegs[0], np.uint8), cv2.IMREAD_COLOR)
+        assert first is not None
+        small = jpeg(cv2.resize(first, (96, 96)))
         t0 = time.monotonic()
         for i in range(100):
             await ws.send(protocol.encode_frame(i, small))
