@@ -135,3 +135,24 @@ async def test_live_session_keeps_the_newest_frame(analyzer: Analyzer, shared_da
     assert not isinstance(last, BaseException) and last.frame_id == 3
     assert all(isinstance(o, FrameDropped) or (not isinstance(o, BaseException) and o.status == "ok") for o in out)
     session.close()
+
+
+@pytest.mark.parametrize("angle", [-30.0, 30.0])
+async def test_rolled_face_is_parsed_upright(analyzer: Analyzer, shared_data: Path, angle: float) -> None:
+    frame = video_frames(shared_data / "videos" / "talking_heads" / "driving_d10.mp4", 1)[0]
+    h, w = frame.shape[:2]
+    rotated = cv2.warpAffine(frame, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+    session = analyzer.open_session("image")
+    upright = await session.analyze(frame, 0)
+    rolled = await session.analyze(rotated, 1)
+    session.close()
+    assert upright.status == "ok" and rolled.status == "ok"
+    # the crop follows the eye line, so the parse of the rolled face matches the upright one
+    for name in ("skin", "nose", "hair"):
+        a, b = upright.faces[0].class_areas.get(name, 0), rolled.faces[0].class_areas.get(name, 0)
+        assert a > 0 and 0.7 < b / a < 1.4, (name, a, b)
+    # and the label map is pasted back rotated: the upright map rotated the same way agrees with it
+    expected = cv2.warpAffine(upright.label_map, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
+                              flags=cv2.INTER_NEAREST)
+    face = (expected > 0) | (rolled.label_map > 0)
+    assert (expected[face] == rolled.label_map[face]).mean() > 0.8
