@@ -138,6 +138,8 @@ async def _run_video(args: argparse.Namespace) -> dict[str, Any]:
 
     container = probe_file(args.path)  # refuses images/audio/unknown bytes with a clear message
     max_pixels = _settings().max_image_pixels
+    with VideoReader(args.path, max_pixels):  # a file with no decodable video fails here, before the models load
+        pass
     analyzer = _analyzer(args)
     t_load = time.perf_counter()
     await analyzer.start()

@@ -358,6 +358,13 @@ async def _receive(job: VideoJob, chunks: AsyncIterator[bytes]) -> Response:
 
 
 async def _new_job() -> VideoJob:
+    limit = _settings().max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise InvalidInput(
+            f"upload of {request.content_length} bytes exceeds the limit of {limit} bytes",
+            code="upload_too_large",
+            status=413,
+        )
     options = _job_options()
     _analyzer()
     return _store().create(await _owner(), options)

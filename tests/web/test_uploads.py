@@ -265,7 +265,7 @@ def test_image_sent_as_video_and_too_large(client: httpx.Client, shared_data: Pa
     assert (resp.status_code, resp.json()["error"]["code"]) == (415, "not_a_video")
     big = (shared_data / "videos/talking_heads/driving_d3.mp4").read_bytes()  # 1.4 MB > 1 MB cap
     resp = client.post("/api/videos", content=big, headers={"Content-Type": "video/mp4"})
-    assert resp.status_code == 413
+    assert (resp.status_code, resp.json()["error"]["code"]) == (413, "upload_too_large")
     # without a Content-Length (chunked), the cap is enforced while streaming
     resp = client.post("/api/videos", content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]),
                        headers={"Content-Type": "video/mp4"})
