@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from identix_stream.inference.detector import FaceDetector
-from identix_stream.training.data import CELEBAMASK_FACE_BOX_IDS, read_label_png
+from identix_stream.training.data import CELEBAMASK_FACE_BOX_IDS, read_image, read_label_png
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
         paths = paths[: args.limit]
     misses = 0
     for p in paths:
-        img = cv2.imread(str(p))
+        img = read_image(p)
         labels = read_label_png(args.root / "masks" / f"{p.stem}.png")
         if labels.shape != img.shape[:2]:
             labels = cv2.resize(labels, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
