@@ -223,7 +223,9 @@ class Settings:
             model_path=_path(env, "IDENTIX_MODEL_PATH", DEFAULT_MODEL_PATH),
             load_models=_bool(env, "IDENTIX_LOAD_MODELS", True),
             device=_choice(env, "IDENTIX_DEVICE", "auto", ("auto", "cpu", "cuda")),
-            precision=_choice(env, "IDENTIX_PRECISION", "auto", ("auto", "fp32", "bf16", "fp16")),
+            precision=_choice(
+                env, "IDENTIX_PRECISION", "auto", ("auto", "fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
+            ),
             torch_threads=_int(env, "IDENTIX_TORCH_THREADS", 2, 1, 256),
             max_batch=_int(env, "IDENTIX_MAX_BATCH", 8, 1, 256),
             max_wait_ms=_float(env, "IDENTIX_MAX_WAIT_MS", 4.0, 0.0, 1000.0),
