@@ -22,7 +22,7 @@ export function drawChart(canvas, series, { duration = 0 } = {}) {
   const text = cssVar("--muted", "#555");
   const grid = cssVar("--border", "#ccc");
   const danger = cssVar("--danger", "#b00");
-  const pad = { l: 44, r: 12, t: 12, b: 28 };
+  const pad = { l: 44, r: 20, t: 12, b: 28 };
   const w = Math.max(10, cssW - pad.l - pad.r);
   const h = Math.max(10, cssH - pad.t - pad.b);
   let tMax = duration || 0;
@@ -59,10 +59,8 @@ export function drawChart(canvas, series, { duration = 0 } = {}) {
 
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  const step = niceStep(tMax);
-  for (let t = 0; t <= tMax + 1e-9; t += step) ctx.fillText(`${formatT(t)}`, x(t), pad.t + h + 6);
-  ctx.textAlign = "right";
-  ctx.fillText("s", pad.l + w, pad.t + h + 6);
+  const step = niceStep(tMax, Math.max(2, Math.floor(w / 64)));
+  for (let t = 0; t <= tMax + 1e-9; t += step) ctx.fillText(`${formatT(t)} s`, x(t), pad.t + h + 6);
 
   const scored = series.some((s) => s.points.some((p) => p[1] !== null && p[1] !== undefined)
     || (s.framePoints || []).some((p) => p[1] !== null && p[1] !== undefined));
@@ -100,9 +98,9 @@ export function drawChart(canvas, series, { duration = 0 } = {}) {
   }
 }
 
-function niceStep(tMax) {
-  for (const s of [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600]) if (tMax / s <= 8) return s;
-  return Math.ceil(tMax / 8);
+function niceStep(tMax, maxTicks) {
+  for (const s of [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600]) if (tMax / s <= maxTicks) return s;
+  return Math.ceil(tMax / maxTicks);
 }
 
 function formatT(t) {

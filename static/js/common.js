@@ -201,7 +201,7 @@ export function renderLegend(listEl, classes) {
 }
 
 /** A list item per face: track id, detector score, deepfake state and the largest regions. */
-export function faceItem(face, classes, index) {
+export function faceItem(face, classes, index, { still = false } = {}) {
   const li = document.createElement("li");
   const title = document.createElement("div");
   title.className = "face-title";
@@ -210,7 +210,14 @@ export function faceItem(face, classes, index) {
   name.style.borderLeft = `4px solid ${trackColor(face.track_id ?? index)}`;
   name.style.paddingLeft = "0.4rem";
   const df = face.deepfake || {};
-  title.append(name, stateBadge(df.state));
+  const noScore = still && (df.p_fake === null || df.p_fake === undefined) && (!df.state || df.state === "collecting");
+  if (noScore) {
+    const badge = stateBadge("collecting");
+    badge.textContent = "no deepfake score";
+    title.append(name, badge);
+  } else {
+    title.append(name, stateBadge(df.state));
+  }
   li.append(title);
   const details = document.createElement("div");
   details.className = "muted small";

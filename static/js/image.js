@@ -46,7 +46,7 @@ function renderFaces(result) {
   note.className = "muted";
   note.textContent = result.message || `${result.faces.length} face(s) found`;
   if (result.faces.length === 0) { facesEl.append(note); return; }
-  result.faces.forEach((f, i) => facesEl.append(faceItem(f, cfg.classes, i)));
+  result.faces.forEach((f, i) => facesEl.append(faceItem(f, cfg.classes, i, { still: true })));
 }
 
 function postImage(file) {

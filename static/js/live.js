@@ -166,7 +166,8 @@ function renderFaces(faces) {
 
 function updateStats(r) {
   const now = performance.now();
-  while (r.stamps.length && now - r.stamps[0] > 2000) r.stamps.shift();
+  // results/s over the last 5 s (at least the last two results, so slow servers still get a number)
+  while (r.stamps.length > 2 && now - r.stamps[0] > 5000) r.stamps.shift();
   const fps = r.stamps.length > 1 ? (r.stamps.length - 1) / ((r.stamps[r.stamps.length - 1] - r.stamps[0]) / 1000) : 0;
   stat.fps.textContent = r.stamps.length > 1 ? fps.toFixed(1) : "–";
   stat.latency.textContent = r.latency === null ? "–" : `${Math.round(r.latency)} ms`;

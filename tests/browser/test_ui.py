@@ -184,7 +184,7 @@ def _run_live(page: Any, server: ServerThread, transport: str) -> dict[str, Any]
     page.goto(f"{server.url}/live")
     page.locator(f"input[name=transport][value={transport}]").check()
     page.get_by_role("button", name="Start").click()
-    page.wait_for_function("() => Number(document.getElementById('stat-results').textContent) >= 6", timeout=90_000)
+    page.wait_for_function("() => Number(document.getElementById('stat-results').textContent) >= 6", timeout=240_000)
     page.wait_for_timeout(700)  # let the readout refresh (every 500 ms)
     pixels = page.evaluate(CANVAS_PIXELS_JS, ["live-overlay", list(SKIN)])
     readout = {
@@ -273,7 +273,7 @@ def test_image_upload_draws_the_overlay(page: Any, ui_server: ServerThread, acco
     portrait = sorted(photo.glob("*.jpg"))[0]
     page.goto(f"{ui_server.url}/image")
     page.set_input_files("#image-file", str(portrait))
-    page.wait_for_function("() => document.getElementById('dl-mask').disabled === false", timeout=60_000)
+    page.wait_for_function("() => document.getElementById('dl-mask').disabled === false", timeout=180_000)
     assert (
         "Person #" in page.locator("#image-faces").inner_text() or "Face 1" in page.locator("#image-faces").inner_text()
     )
@@ -301,7 +301,7 @@ def test_image_upload_draws_the_overlay(page: Any, ui_server: ServerThread, acco
     group = shared_data / "multiperson" / "dlib_bald_guys.jpg"
     page.evaluate(DROP_FILE_JS, [base64.b64encode(group.read_bytes()).decode(), group.name, "image/jpeg"])
     page.wait_for_function(
-        "(n) => document.getElementById('image-status').textContent.startsWith(n)", arg=group.name, timeout=60_000
+        "(n) => document.getElementById('image-status').textContent.startsWith(n)", arg=group.name, timeout=180_000
     )
     faces = page.locator("#image-faces > li").count()
     assert faces >= 3, page.locator("#image-faces").inner_text()
@@ -346,10 +346,10 @@ def test_video_upload_shows_progress_results_and_a_chart(
     page.goto(f"{ui_server.url}/video")
     page.locator("#video-stride").fill("2")
     page.set_input_files("#video-file", str(clip))
-    page.locator("#video-canvas").wait_for(state="visible", timeout=120_000)  # a first analysed frame
+    page.locator("#video-canvas").wait_for(state="visible", timeout=240_000)  # a first analysed frame
     pixels = page.evaluate(CANVAS_PIXELS_JS, ["video-canvas", list(SKIN)])
     assert pixels["width"] == 512 and pixels["painted"] == 512 * 512
-    page.locator("#video-summary-card").wait_for(state="visible", timeout=240_000)
+    page.locator("#video-summary-card").wait_for(state="visible", timeout=420_000)
     assert "uploaded" in page.locator("#video-upload-text").inner_text()
     assert page.evaluate("() => document.getElementById('video-analysis-progress').position") == 1
     assert "Done" in page.locator("#video-status").inner_text()
