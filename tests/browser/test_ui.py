@@ -290,11 +290,12 @@ def test_image_upload_draws_the_overlay(page: Any, ui_server: ServerThread, acco
     with page.expect_download() as dl:
         page.locator("#dl-mask").click()
     mask = cv2.imdecode(np.fromfile(dl.value.path(), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    assert mask.shape == (512, 512) and int(mask.max()) <= 10 and (mask == 1).mean() > 0.05  # skin present
+    assert mask is not None and mask.shape == (512, 512)
+    assert int(mask.max()) <= 10 and float(np.mean(mask == 1)) > 0.05  # class ids, with skin present
     with page.expect_download() as dl:
         page.locator("#dl-overlay").click()
     overlay = cv2.imdecode(np.fromfile(dl.value.path(), dtype=np.uint8), cv2.IMREAD_COLOR)
-    assert overlay.shape == (512, 512, 3)
+    assert overlay is not None and overlay.shape == (512, 512, 3)
     shoot(page, "image")
 
     # drag and drop a group photo: one entry per face
