@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import math
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -31,6 +32,7 @@ from identix_stream.errors import IdentixError, InvalidInput, NotFound, Overload
 from identix_stream.media.images import decode_image, encode_png, overlay, sniff_image_type
 from identix_stream.web import protocol
 from identix_stream.web.auth_guard import current_user, login_required
+from identix_stream.web.csrf import CSRF_COOKIE
 from identix_stream.web.video_jobs import FINISHED, JobOptions, JobStore, TooManyUploads, VideoJob
 
 blueprint = Blueprint("uploads", __name__)
@@ -357,6 +359,13 @@ async def _receive(job: VideoJob, chunks: AsyncIterator[bytes]) -> Response:
     return response
 
 
+def _client_key() -> str | None:
+    """Anonymous callers have no account: their job list is scoped to their browser (CSRF cookie).
+    A job id itself stays a capability: whoever has it may follow the job."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    return hashlib.sha256(cookie.encode()).hexdigest()[:32] if cookie else None
+
+
 async def _new_job() -> VideoJob:
     limit = _settings().max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -367,7 +376,9 @@ async def _new_job() -> VideoJob:
         )
     options = _job_options()
     _analyzer()
-    return _store().create(await _owner(), options)
+    job = _store().create(await _owner(), options)
+    job.client = _client_key()
+    return job
 
 
 @blueprint.post("/api/videos")
@@ -416,6 +427,22 @@ async def detect_deepfake() -> Response:
         return await _analyze_image(await _collect(chunks, _settings().max_upload_bytes, head))
     job = await _new_job()
     return await _receive(job, _prepend(head, chunks))
+
+
+@blueprint.get("/api/videos")
+@login_required
+async def list_jobs() -> dict[str, Any]:
+    """The caller's jobs, newest first (e.g. to find a job whose one-shot upload is still running)."""
+    store = _store()
+    owner = await _owner()
+    client = _client_key()
+    mine = [j for j in store.jobs.values() if j.owner == owner and (owner is not None or j.client == client)]
+    jobs = sorted(mine, key=lambda j: j.created, reverse=True)
+    return {"jobs": [
+        {"job_id": j.id, "state": j.state, "created_at": j.created_at, "progress": j.progress_json(),
+         "urls": j.status_json()["urls"]}
+        for j in jobs
+    ]}
 
 
 @blueprint.get("/api/videos/<job_id>")

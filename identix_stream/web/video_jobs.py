@@ -72,6 +72,7 @@ class VideoJob:
     def __init__(self, job_id: str, owner: str | None, directory: Path, options: JobOptions, max_bytes: int) -> None:
         self.id = job_id
         self.owner = owner
+        self.client: str | None = None  # anonymous jobs: which browser created it (for listing only)
         self.dir = directory
         self.options = options
         self.max_bytes = max_bytes

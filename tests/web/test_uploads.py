@@ -222,6 +222,8 @@ def test_results_arrive_before_the_upload_finishes(client: httpx.Client, videos:
             time.sleep(0.25)
         upload_end.append(time.monotonic())
 
+    listed = client.get("/api/videos").json()["jobs"]
+    assert listed[0]["job_id"] == job["job_id"] and listed[0]["state"] == "waiting"
     resp = client.put(f"/api/videos/{job['job_id']}/upload", content=slowly(), headers={"Content-Type": "video/webm"})
     assert resp.status_code == 202, resp.text
     assert resp.json()["streamed"] is True
