@@ -26,7 +26,7 @@ from identix_stream.pipeline.session import Session, SessionKind
 
 log = logging.getLogger(__name__)
 
-MIN_FACE_PX = 20  # faces whose face box is smaller than this (longer side) are reported, not parsed
+MIN_FACE_PX = 24  # faces whose face box is smaller than this (longer side) are reported, not parsed
 
 
 @dataclass
