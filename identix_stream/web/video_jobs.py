@@ -15,6 +15,8 @@ mid-upload), when a finished job expires (``job_ttl_s`` after it finished) and a
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import logging
 import secrets
 import shutil
@@ -47,6 +49,7 @@ FINISHED: Final[frozenset[str]] = frozenset({"done", "failed", "cancelled"})
 RESERVE_TTL_S: Final[float] = 120.0  # a job created without bytes expires if no upload starts by then
 PROGRESS_INTERVAL_S: Final[float] = 0.5
 SWEEP_INTERVAL_S: Final[float] = 10.0
+REPLAY_LABEL_MAPS: Final[int] = 300  # results whose label map is kept for replays
 UPLOADS_DIRNAME: Final[str] = "uploads"
 
 
@@ -109,6 +112,7 @@ class VideoJob:
         self.finished = asyncio.Event()  # analysis and annotation over (any final state)
         self._changed = asyncio.Event()
         self._last_progress = 0.0
+        self._with_labels: collections.deque[int] = collections.deque()
 
     # ------------------------------------------------------------------ messages
     @property
@@ -119,6 +123,15 @@ class VideoJob:
         message["job_id"] = self.id
         message["seq"] = len(self.messages) + 1
         self.messages.append(protocol.dumps(message))
+        if message.get("label_map") is not None:
+            # Memory stays bounded on long videos: replays keep the label maps of the newest
+            # REPLAY_LABEL_MAPS results only (older ones get label_map null; annotated.mp4 has them all).
+            self._with_labels.append(len(self.messages) - 1)
+            if len(self._with_labels) > REPLAY_LABEL_MAPS:
+                i = self._with_labels.popleft()
+                light = json.loads(self.messages[i])
+                light["label_map"] = None
+                self.messages[i] = protocol.dumps(light)
         self._changed.set()
         self._changed = asyncio.Event()
 
