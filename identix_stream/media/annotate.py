@@ -79,7 +79,10 @@ class LabelStore:
         return len(self._index)
 
     def add(self, frame_index: int, labels: np.ndarray) -> None:
-        data = encode_png(labels)
+        self.add_png(frame_index, encode_png(labels))
+
+    def add_png(self, frame_index: int, data: bytes) -> None:
+        """Store a label map that is already PNG-encoded (one byte per pixel = class id)."""
         with open(self.path, "ab") as fh:
             fh.write(data)
         self._index[frame_index] = (self._size, len(data))

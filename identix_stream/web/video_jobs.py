@@ -15,6 +15,7 @@ mid-upload), when a finished job expires (``job_ttl_s`` after it finished) and a
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import logging
@@ -460,7 +461,11 @@ class JobStore:
         job.results.append({k: v for k, v in msg.items() if k not in ("label_map", "v", "type", "job_id", "seq")})
         job.annotations.append(FrameAnnotation(event.index, result.faces))
         if job.labels is not None:
-            job.labels.add(event.index, result.label_map)
+            encoded = msg.get("label_map")
+            if encoded is not None and (encoded["width"], encoded["height"]) == (result.width, result.height):
+                job.labels.add_png(event.index, base64.b64decode(encoded["data"]))  # the PNG made for the message
+            else:
+                job.labels.add(event.index, result.label_map)
         job.emit_progress()
 
     async def _render(self, job: VideoJob) -> None:
