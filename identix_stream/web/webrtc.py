@@ -57,8 +57,11 @@ def ice_servers(raw: Any) -> list[RTCIceServer]:
 class RtcPeer:
     """One browser's peer connection, its analysis session and its tasks."""
 
-    def __init__(self, pc: RTCPeerConnection, session: Any, settings: Any, stats: LiveStats) -> None:
+    def __init__(
+        self, pc: RTCPeerConnection, session: Any, settings: Any, stats: LiveStats, hello: dict[str, Any] | None = None
+    ) -> None:
         self.id = next(_peer_ids)
+        self.hello = hello
         self.pc = pc
         self.session = session
         self.stats = stats
@@ -95,6 +98,11 @@ class RtcPeer:
         if self.channel is None:
             self.channel = channel
             channel.on("message", self._on_message)
+            if self.hello is not None:
+                if channel.readyState == "open":
+                    self.send(self.hello)
+                else:
+                    channel.once("open", lambda: self.send(self.hello) if self.hello is not None else None)
 
     def _on_message(self, data: Any) -> None:
         """Text on the data channel may carry the same ``config`` message as /ws/live."""
@@ -230,7 +238,14 @@ async def offer() -> tuple[dict[str, Any], int]:
         raise ShuttingDown("live analysis is not available: the models are not loaded")
     session = analyzer.open_session("live")
     pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings.ice_servers)))
-    peer = RtcPeer(pc, session, settings, live_stats(app))
+    hello = protocol.hello_message(
+        LiveConfig(),
+        max_frame_bytes=int(settings.max_frame_bytes),
+        max_fps=float(settings.max_live_fps),
+        device=analyzer.device,
+        precision=analyzer.precision,
+    )
+    peer = RtcPeer(pc, session, settings, live_stats(app), hello)
     registry.add(peer)
     peer.stats.active_peer_connections += 1
 

@@ -183,6 +183,11 @@ async def _stats(server: ServerThread) -> dict[str, Any]:
     return dict(await resp.get_json())
 
 
+async def _server_tasks() -> int:
+    """asyncio tasks alive in the server's loop, apart from this one."""
+    return len(asyncio.all_tasks()) - 1
+
+
 def _live_counts(server: ServerThread) -> dict[str, int]:
     from identix_stream.web.live import live_stats
 
@@ -196,6 +201,7 @@ async def test_connect_drop_cycles_leave_nothing_behind(
     live_server: ServerThread, talking_head_jpegs: list[bytes]
 ) -> None:
     before = _live_counts(live_server)
+    tasks_before = live_server.run(_server_tasks())
     for cycle in range(30):
         ws = await _open(live_server)
         for k in range(cycle % 4):  # 0-3 frames in flight when the client goes away
@@ -209,10 +215,12 @@ async def test_connect_drop_cycles_leave_nothing_behind(
     while True:
         counts = _live_counts(live_server)
         idle = counts["active_connections"] == counts["active_tasks"] == counts["analyzer_sessions"] == 0
+        tasks_now = live_server.run(_server_tasks())
+        idle = idle and tasks_now <= tasks_before
         if idle or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
-    assert idle, counts
+    assert idle, (counts, tasks_before, tasks_now)
     assert counts["connections_total"] == before["connections_total"] + 30
     served = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_stats(live_server), live_server.loop))
     assert served["active_connections"] == 0 and served["analyzer_sessions"] == 0

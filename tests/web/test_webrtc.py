@@ -46,12 +46,19 @@ def _idle(server: ServerThread) -> dict[str, int]:
     return stats
 
 
-async def _wait_idle(server: ServerThread, timeout_s: float = 20.0) -> dict[str, int]:
+async def _server_tasks() -> int:
+    return len(asyncio.all_tasks()) - 1
+
+
+async def _wait_idle(server: ServerThread, tasks_before: int | None = None, timeout_s: float = 20.0) -> dict[str, int]:
+    """Until no peer, session or task of ours is left (and, given a baseline, no asyncio task
+    of aiortc's either) in the server."""
     deadline = time.monotonic() + timeout_s
     while True:
         counts = _idle(server)
+        counts["loop_tasks"] = server.run(_server_tasks())
         if counts["peers"] == counts["active_peer_connections"] == counts["analyzer_sessions"] == 0 and (
-            counts["active_tasks"] == 0
+            counts["active_tasks"] == 0 and (tasks_before is None or counts["loop_tasks"] <= tasks_before)
         ):
             return counts
         if time.monotonic() > deadline:
@@ -60,7 +67,9 @@ async def _wait_idle(server: ServerThread, timeout_s: float = 20.0) -> dict[str,
 
 
 async def test_video_track_in_results_out_on_the_data_channel(live_server: ServerThread, shared_data: Path) -> None:
-    video = shared_data / "videos/talking_heads/driving_d18.mp4"  # 480x480, 30 fps
+    # 512x480, 30 fps, 19.6 s: the longest clip, so the track outlasts a slow (shared-CPU) server.
+    # No loop=True: MediaPlayer restarts the pts at each loop, which breaks the RTP timeline.
+    video = shared_data / "videos/talking_heads/driving_d9.mp4"
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel = pc.createDataChannel("results")
     messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -76,10 +85,12 @@ async def test_video_track_in_results_out_on_the_data_channel(live_server: Serve
         assert answer["type"] == "answer" and "127.0.0.1" in answer["sdp"]
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
+        hello = await asyncio.wait_for(messages.get(), 60)
+        assert hello["type"] == "hello" and hello["classes"][10] == "hair", hello
         results: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 90
-        while len(results) < 8:
+        deadline = time.monotonic() + 180
+        while len(results) < 5:
             msg = await asyncio.wait_for(messages.get(), max(1.0, deadline - time.monotonic()))
             assert msg["v"] == 1
             assert msg["type"] in ("result", "dropped"), msg
@@ -92,22 +103,22 @@ async def test_video_track_in_results_out_on_the_data_channel(live_server: Serve
         assert answered == list(range(answered[0], ids[-1] + 1))
         assert all(m["reason"] == "superseded" for m in dropped)
         timestamps = [m["timestamp"] for m in results]
-        assert timestamps == sorted(timestamps)
+        assert timestamps == sorted(timestamps) and timestamps[-1] < 20
         faced = [m for m in results if m["faces"]]
-        assert len(faced) >= 6
+        assert len(faced) >= 4
         for m in faced:
-            assert (m["width"], m["height"]) == (480, 480)
-            assert protocol.decode_label_map(m["label_map"]).shape == (480, 480)
+            assert (m["width"], m["height"]) == (512, 480)
+            assert protocol.decode_label_map(m["label_map"]).shape == (480, 512)
         assert len({m["faces"][0]["track_id"] for m in faced[1:]}) == 1  # one person, one track
         # a config message on the data channel works as on the WebSocket
         channel.send(json.dumps({"type": "config", "mask": "none"}))
         while True:
-            msg = await asyncio.wait_for(messages.get(), 30)
+            msg = await asyncio.wait_for(messages.get(), 120)
             if msg["type"] == "config":
                 assert msg["config"]["mask"] == "none"
                 break
         while True:
-            msg = await asyncio.wait_for(messages.get(), 30)
+            msg = await asyncio.wait_for(messages.get(), 120)
             if msg["type"] == "result":
                 assert msg["label_map"] is None
                 break
@@ -120,6 +131,8 @@ async def test_video_track_in_results_out_on_the_data_channel(live_server: Serve
 
 async def test_many_peers_come_and_go_without_leaks(live_server: ServerThread, shared_data: Path) -> None:
     video = shared_data / "videos/talking_heads/driving_d20.mp4"
+    await _wait_idle(live_server)
+    tasks_before = live_server.run(_server_tasks())
     for _ in range(4):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         channel = pc.createDataChannel("results")
@@ -132,10 +145,10 @@ async def test_many_peers_come_and_go_without_leaks(live_server: ServerThread, s
         resp = await _post_offer(live_server, {"sdp": pc.localDescription.sdp, "type": "offer"})
         assert resp.status_code == 200, resp.text
         await pc.setRemoteDescription(RTCSessionDescription(**{k: resp.json()[k] for k in ("sdp", "type")}))
-        await asyncio.wait_for(got.wait(), 60)
+        await asyncio.wait_for(got.wait(), 120)
         await pc.close()
         player.video.stop()
-    await _wait_idle(live_server)
+    await _wait_idle(live_server, tasks_before)
 
 
 @pytest.mark.parametrize(
