@@ -340,6 +340,19 @@ CHART_PIXELS_JS = """() => {
 }"""
 
 
+FRAME_PIXELS_JS = """() => {
+  const palette = JSON.parse(document.getElementById('identix-config').textContent).classes.map((c) => c.color);
+  const c = document.getElementById('video-canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let frame = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const near = ([r, g, b]) => Math.abs(d[i] - r) < 6 && Math.abs(d[i + 1] - g) < 6 && Math.abs(d[i + 2] - b) < 6;
+    if (!near([17, 17, 17]) && !palette.some(near)) frame++;
+  }
+  return frame;
+}"""
+
+
 def test_video_upload_shows_progress_results_and_a_chart(
     page: Any, ui_server: ServerThread, account: str, shared_data: Path
 ) -> None:
@@ -371,6 +384,10 @@ def test_video_upload_shows_progress_results_and_a_chart(
     else:  # no deepfake models loaded: the chart says so instead of drawing nothing
         assert chart["points"] == 0 and chart["line"] == 0, chart
 
+    # the analysed frame itself is drawn under the mask (seeked in a local <video> of the file):
+    # many pixels are neither the dark fallback background nor a pure palette colour
+    frame_pixels = page.evaluate(FRAME_PIXELS_JS)
+    assert frame_pixels > 0.2 * 512 * 512, f"only {frame_pixels} frame pixels: the video frame was not drawn"
     results_href = page.locator("#dl-results").get_attribute("href")
     body = page.request.get(f"{ui_server.url}{results_href}").json()
     assert body["complete"] is True and len(body["frames"]) >= 30  # 78 frames, every 2nd analysed
