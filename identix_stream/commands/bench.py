@@ -108,7 +108,9 @@ async def bench_single(analyzer: Any, jpeg: bytes, iterations: int) -> dict[str,
 
     session = analyzer.open_session("live")
     totals: list[float] = []
-    stages: dict[str, list[float]] = {"decode": [], "detect": [], "parse": [], "post": [], "encode": []}
+    stages: dict[str, list[float]] = {
+        "decode": [], "detect": [], "parse": [], "post": [], "deepfake": [], "encode": [],
+    }
     faces = 0
     for i in range(iterations + 3):
         t0 = time.perf_counter()
@@ -126,7 +128,7 @@ async def bench_single(analyzer: Any, jpeg: bytes, iterations: int) -> dict[str,
         totals.append((t3 - t0) * 1000)
         stages["decode"].append((t1 - t0) * 1000)
         stages["encode"].append((t3 - t2) * 1000)
-        for k in ("detect", "parse", "post"):
+        for k in ("detect", "parse", "post", "deepfake"):
             stages[k].append(result.timing_ms[k])
     session.close()
     return {
@@ -302,6 +304,7 @@ async def _bench(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any
         "device": analyzer.device,
         "precision": analyzer.precision,
         "precision_warmup_ms_per_face": analyzer.runtime.timings_ms,
+        "deepfake_scorer": analyzer.scorer is not None,
         "torch_threads": cfg["threads"],
         "max_batch": cfg["max_batch"],
         "max_wait_ms": cfg["max_wait_ms"],
