@@ -304,7 +304,7 @@ async def login() -> Response:
     await start_session(response, user)
     set_current_user(user)
     if not is_form:
-        response.set_data(json.dumps({"user": user_json(user), "csrf_token": csrf.generate_csrf_token()}))
+        response.set_data(current_app.json.dumps({"user": user_json(user), "csrf_token": csrf.generate_csrf_token()}))
     return response
 
 
@@ -314,7 +314,7 @@ async def logout() -> Response:
     response: Response = redirect(url_for("accounts.login_page")) if is_form else json_response({"ok": True})  # type: ignore[assignment]
     await end_session(response)
     if not is_form:
-        response.set_data(json.dumps({"ok": True, "csrf_token": csrf.generate_csrf_token()}))
+        response.set_data(current_app.json.dumps({"ok": True, "csrf_token": csrf.generate_csrf_token()}))
     return response
 
 
