@@ -49,6 +49,7 @@ class LiveStats:
     results_sent: int = 0
     dropped: int = 0
     errors: int = 0
+    closed_not_reading: int = 0
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -188,7 +189,7 @@ class LiveConnection:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.pending = None
         if not_reading:
-            self.stats.errors += 1
+            self.stats.closed_not_reading += 1
             await self.ws.close(CLOSE_NOT_READING, "the client does not read its messages")
 
     async def _send(self) -> None:
