@@ -188,7 +188,23 @@ function iceGatheringDone(pc) {
   });
 }
 
+const RTC_CONNECT_TIMEOUT_MS = 15000;
+
+/** WebRTC could not connect (no usable ICE path, no WebRTC in this browser): same session over /ws/live. */
+async function fallBackToWebSocket(r, why) {
+  if (r.stopped || run !== r) return;
+  stop();
+  const ws = document.querySelector('input[name="transport"][value="websocket"]');
+  if (ws) ws.checked = true;
+  await start();
+  showMessage(messageEl, why, "warn");
+}
+
 async function startWebRtc(r) {
+  if (typeof RTCPeerConnection === "undefined") {
+    fallBackToWebSocket(r, "This browser has no WebRTC; using the WebSocket instead.");
+    return;
+  }
   const pc = new RTCPeerConnection({ iceServers: cfg.ice_servers || [] });
   r.pc = pc;
   for (const track of r.stream.getVideoTracks()) pc.addTrack(track, r.stream);
@@ -202,8 +218,7 @@ async function startWebRtc(r) {
   pc.onconnectionstatechange = () => {
     if (r.stopped) return;
     if (pc.connectionState === "failed") {
-      showMessage(messageEl, "The WebRTC connection failed. Try the WebSocket transport, or ask the operator for a TURN server.");
-      stop();
+      fallBackToWebSocket(r, "The WebRTC connection failed (a TURN server may be needed on this network); using the WebSocket instead.");
     } else if (pc.connectionState === "disconnected") {
       setStatus("Connection interrupted…");
     }
@@ -221,6 +236,11 @@ async function startWebRtc(r) {
   if (r.stopped) return;
   await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
   setStatus("Connecting over WebRTC…");
+  r.timer = setTimeout(() => {
+    if (!r.stopped && pc.connectionState !== "connected" && r.results === 0) {
+      fallBackToWebSocket(r, "WebRTC did not connect within 15 s; using the WebSocket instead.");
+    }
+  }, RTC_CONNECT_TIMEOUT_MS);
 }
 
 // ------------------------------------------------------------------------------ WebSocket

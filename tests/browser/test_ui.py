@@ -396,3 +396,16 @@ def test_video_upload_shows_progress_results_and_a_chart(
         page.locator("#dl-video").click()
     assert Path(dl.value.path()).read_bytes()[4:8] == b"ftyp"  # an MP4
     shoot(page, "video")
+
+
+def test_live_falls_back_to_websocket_without_webrtc(browser: Any, ui_server: ServerThread, account: str) -> None:
+    page = browser.new_page()
+    page.add_init_script("delete window.RTCPeerConnection;")
+    page.goto(f"{ui_server.url}/live")
+    assert page.locator("input[name=transport][value=webrtc]").is_checked()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function("() => document.getElementById('live-status').textContent.includes('WebSocket')")
+    assert page.locator("input[name=transport][value=websocket]").is_checked()
+    assert "using the WebSocket" in page.locator("#live-message").inner_text()
+    page.get_by_role("button", name="Stop").click()
+    page.close()
