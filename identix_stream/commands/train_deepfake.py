@@ -15,8 +15,14 @@ def _run(args: argparse.Namespace) -> int:
         from identix_stream.training.train_deepfake import TrainConfig, train
 
         cfg = TrainConfig(Path(args.data), Path(args.out), minutes=args.minutes, batch=args.batch,
-                          lr=args.lr, threads=args.threads)
+                          lr=args.lr, threads=args.threads, parser=Path(args.parser) if args.parser else None)
         result = train(cfg)
+    elif args.what == "fusion":
+        from identix_stream.training.fit_fusion import fit_fusion
+
+        if not args.parser:
+            raise SystemExit("train-deepfake fusion needs --parser")
+        result = fit_fusion(Path(args.data), Path(args.parser), Path(args.models_dir))
     elif args.what == "boundary":
         from identix_stream.training.train_boundary import train_boundary
 
@@ -34,11 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train the self-blended-image CNN (sbi), the spectral fingerprint model "
                                    "(spectral) or the boundary-consistency head (boundary) from ../shared/data. "
                                    "Outputs go to --out; copy the chosen file to models/.")
-    p.add_argument("what", choices=("sbi", "spectral", "boundary"))
+    p.add_argument("what", choices=("sbi", "spectral", "boundary", "fusion"))
     p.add_argument("--data", default="../shared/data", help="shared data root")
     p.add_argument("--out", default="runs/deepfake", help="output folder (checkpoints, logs)")
     p.add_argument("--minutes", type=float, default=20.0, help="training time budget (sbi)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--models-dir", default="models", help="deepfake model files to fit the fusion on (fusion)")
+    p.add_argument("--parser", help="parser model: adds parsed faces of the fit half of the talking heads (sbi)")
     p.set_defaults(func=_run)

@@ -21,20 +21,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from identix_stream.core.classes import FACE_CLASSES, L_EYE, R_EYE
+from identix_stream.core.classes import FACE_CLASSES, L_EYE, L_LIP, MOUTH, R_EYE, U_LIP
 from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 
 # Frame factors from inference/deepfake_scorer.py, grouped by the kind of fake they detect: face
 # swaps (blend seams, boundary statistics) and fully synthetic faces (generator fingerprints). Within
 # a group the factors' log-odds are weighted and summed; the frame is as fake as its most fake-looking
 # group (a softmax-weighted mean of the group log-odds), because "clearly not a GAN face" is no
-# evidence against a face swap. Weights fitted by training/fit_fusion.py (docs/deepfake.md).
+# evidence against a face swap. Weights fitted by `identix-stream train-deepfake fusion`
+# (training/fit_fusion.py) on 110 real faces (58 H.264 talking-head faces + 52 CelebAMask) vs 110
+# swaps/self-blends of them and 30 held-out StyleGAN3 faces; see docs/deepfake.md.
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
-    "swap": (0.0, {"blend": 1.0, "boundary": 0.3}),
-    "synthetic": (0.0, {"gan_fingerprint": 1.0}),
+    "swap": (0.115, {"blend": 0.584, "boundary": 0.614}),
+    "synthetic": (0.208, {"gan_fingerprint": 0.363}),
 }
-TEMPORAL_FACTORS = ("blink", "appearance_jump", "jitter")
+# In video tracks the synthetic group's evidence *for* fake counts half: the fingerprint head fires on
+# the H.264 faces of 2 of the 6 held-out real talking-head clips (measured), and no GAN video set
+# exists to calibrate it. Its evidence against "synthetic" counts fully.
+VIDEO_GROUP_SCALE: dict[str, float] = {"synthetic": 0.5}
+TEMPORAL_FACTORS = ("blink", "appearance_jump", "jitter", "expression")
+EXPRESSION_MIN_S = 2.0  # seconds of a track before the expression factor speaks
+EXPRESSION_CV0 = 0.15  # variation (std/mean) of mouth+eye areas at or above which it says nothing
 
 FACTOR_LOGIT_CLIP = 6.0  # one factor can never say more than p = 0.9975
 FRAME_LOGIT_CLIP = 4.0  # nor one frame more than p = 0.982
@@ -62,17 +70,23 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
 
 
-def frame_log_odds(factors: dict[str, float]) -> tuple[float, dict[str, float]]:
+def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[float, dict[str, float]]:
     """(clipped frame log-odds, each factor's additive contribution). Unknown keys are ignored."""
     groups: list[tuple[float, dict[str, float]]] = []
-    for bias, weights in FUSION_GROUPS.values():
+    for group, (bias, weights) in FUSION_GROUPS.items():
         parts: dict[str, float] = {}
         for name, w in weights.items():
             p = factors.get(name)
             if p is not None and math.isfinite(p):
                 parts[name] = w * _logit(float(p))
-        if parts:
-            groups.append((bias + sum(parts.values()), parts))
+        if not parts:
+            continue
+        g = bias + sum(parts.values())
+        scale = VIDEO_GROUP_SCALE.get(group, 1.0) if video else 1.0
+        if g > 0 and scale != 1.0:  # only its evidence *for* fake is discounted
+            g *= scale
+            parts = {k: v * scale for k, v in parts.items()}
+        groups.append((g, parts))
     if not groups:
         return 0.0, {}
     top = max(g for g, _ in groups)
@@ -119,22 +133,47 @@ def eye_openness(crop_labels: np.ndarray) -> float | None:
     return eyes / face
 
 
+_COORDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def class_moments(crop_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel count and summed x / y per class id (0..255), in one pass each."""
+    h, w = crop_labels.shape
+    if (h, w) not in _COORDS:
+        _COORDS[(h, w)] = (np.tile(np.arange(w, dtype=np.float64), h), np.repeat(np.arange(h, dtype=np.float64), w))
+    xs, ys = _COORDS[(h, w)]
+    flat = crop_labels.ravel()
+    return (np.bincount(flat, minlength=256).astype(np.float64), np.bincount(flat, xs, minlength=256),
+            np.bincount(flat, ys, minlength=256))
+
+
 def parse_descriptor(crop_labels: np.ndarray) -> np.ndarray | None:
     """Where the face parts sit and how big they are (relative to the face), as a small vector."""
-    face_mask = np.isin(crop_labels, FACE_CLASSES)
-    ys, xs = np.nonzero(face_mask)
-    if xs.size < 500:
+    return _descriptor(*class_moments(crop_labels))
+
+
+def _descriptor(n: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray | None:
+    face = list(FACE_CLASSES)
+    total = float(n[face].sum())
+    if total < 500:
         return None
-    cx, cy = xs.mean(), ys.mean()
-    scale = math.sqrt(xs.size)
+    cx, cy = float(sx[face].sum()) / total, float(sy[face].sum()) / total
+    scale = math.sqrt(total)
     out: list[float] = []
     for cls in (2, 3, 4, 5, 6, 7, 8, 9):  # brows, eyes, nose, lips, mouth
-        py, px = np.nonzero(crop_labels == cls)
-        if px.size == 0:
+        if n[cls] == 0:
             out += [0.0, 0.0, 0.0]
         else:
-            out += [(px.mean() - cx) / scale, (py.mean() - cy) / scale, math.sqrt(px.size) / scale]
+            out += [(sx[cls] / n[cls] - cx) / scale, (sy[cls] / n[cls] - cy) / scale, math.sqrt(n[cls]) / scale]
     return np.array(out)
+
+
+def mouth_ratio(crop_labels: np.ndarray) -> float | None:
+    """Lips + inner-mouth pixels per face pixel (moves when a person talks)."""
+    face = int(np.isin(crop_labels, FACE_CLASSES).sum())
+    if face < 500:
+        return None
+    return int(np.isin(crop_labels, (U_LIP, MOUTH, L_LIP)).sum()) / face
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +184,7 @@ class _Frame:
     box_centre: tuple[float, float]
     box_size: float
     face_px: int
+    mouth: float | None
 
 
 class TrackEvidence:
@@ -188,8 +228,7 @@ class TrackEvidence:
             self._closed_run = 0
             self._open_ref.append(openness)
 
-    def _update_jumps(self, crop_labels: np.ndarray) -> None:
-        desc = parse_descriptor(crop_labels)
+    def _update_jumps(self, desc: np.ndarray | None) -> None:
         if desc is None:
             return
         if self._desc_prev is not None:
@@ -222,6 +261,17 @@ class TrackEvidence:
             jit_mask = float(np.median(np.abs(rel[2:] - 2 * rel[1:-1] + rel[:-2])))
             jitter = max(jit_box, jit_mask)
             out["jitter"] = min(0.75, 0.5 + max(0.0, jitter - 0.04) * 2.5)
+        if span >= EXPRESSION_MIN_S and len(fr) >= 10:
+            # a pasted still face keeps its eyes and mouth frozen while the head moves; a live face
+            # does not (talking, blinking). Only ever evidence towards fake, and capped.
+            cvs = []
+            for series in ([f.mouth for f in fr], [f.openness for f in fr]):
+                v = np.array([x for x in series if x is not None])
+                if v.size >= 10 and v.mean() > 1e-3:
+                    cvs.append(float(v.std() / v.mean()))
+            if cvs:
+                cv = max(cvs)
+                out["expression"] = 0.5 + 0.25 * min(1.0, max(0.0, (EXPRESSION_CV0 - cv) / EXPRESSION_CV0))
         return out
 
     def update(self, factors: dict[str, float], crop_labels: np.ndarray, box: tuple[float, float, float, float],
@@ -231,16 +281,19 @@ class TrackEvidence:
         if self._t0 is None:
             self._t0 = t
         self._t_last = t
-        logit, contributions = frame_log_odds(factors)
+        logit, contributions = frame_log_odds(factors, video=True)
         x1, y1, x2, y2 = (float(v) for v in box)
-        openness = eye_openness(crop_labels)
-        face_px = int(np.isin(crop_labels, FACE_CLASSES).sum())
+        moments = class_moments(crop_labels)
+        counts = moments[0]
+        face_px = int(counts[list(FACE_CLASSES)].sum())
+        openness = float(counts[L_EYE] + counts[R_EYE]) / face_px if face_px >= 500 else None
+        mouth = float(counts[U_LIP] + counts[MOUTH] + counts[L_LIP]) / face_px if face_px >= 500 else None
         self._frames.append(_Frame(t, logit, openness, ((x1 + x2) / 2, (y1 + y2) / 2), max(1.0, max(x2 - x1, y2 - y1)),
-                                   face_px))
+                                   face_px, mouth))
         while self._frames and self._frames[0].t < t - WINDOW_S:
             self._frames.popleft()
         self._update_blinks(openness)
-        self._update_jumps(crop_labels)
+        self._update_jumps(_descriptor(*moments))
         for k in FRAME_FACTORS:
             if k in factors:
                 self._factor_sums[k] = self._factor_sums.get(k, 0.0) + float(factors[k])

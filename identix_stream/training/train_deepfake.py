@@ -38,10 +38,42 @@ class TrainConfig:
     threads: int = 1
     width: int = 16
     seed: int = 0
+    parser: Path | None = None  # with a parser model, frames of the "fit" talking heads join the data
+    video_share: float = 0.33  # share of each batch drawn from those video faces
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
     return [(s.image, face_region(s.labels, s.coarse), s.face_box) for s in samples]
+
+
+Item = tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]
+
+
+def video_items(data_root: Path, parser: Path) -> list[Item]:
+    """Faces of the fit half of the talking heads (H.264, framed like the service), parsed by our parser."""
+    from identix_stream.core.classes import FACE_CLASSES
+    from identix_stream.core.geometry import face_box_from_labels
+    from identix_stream.inference.detector import FaceDetector
+    from identix_stream.inference.parser_runtime import ParserRuntime
+    from identix_stream.training.video_crops import TALKING_HEADS_FIT, video_face_crops
+
+    runtime = ParserRuntime.load(parser, "cpu", "fp32")
+    detector = FaceDetector()
+    items = []
+    try:
+        for name in TALKING_HEADS_FIT:
+            path = data_root / "videos" / "talking_heads" / f"{name}.mp4"
+            crops = video_face_crops(path, detector, every=5, limit=40,
+                                     scale=runtime.spec.crop_scale, shift_y=runtime.spec.crop_shift_y)
+            for k in range(0, len(crops), 8):
+                chunk = crops[k:k + 8]
+                for crop, lab in zip(chunk, runtime.parse(chunk).argmax(1).numpy().astype(np.uint8), strict=True):
+                    box = face_box_from_labels(lab, FACE_CLASSES)
+                    if box is not None:
+                        items.append((crop, np.isin(lab, FACE_CLASSES).astype(np.uint8), box))
+    finally:
+        detector.close()
+    return items
 
 
 def make_pair(item: tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]], rng: np.random.Generator
@@ -80,7 +112,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     train_items = _prepare(load_celebamask(fp / "celebamask_mini", "train"))
     train_items += _prepare(load_lfw_parts(fp / "lfw_parts", "train"))
     val_x, val_y = validation_set(_prepare(load_celebamask(fp / "celebamask_mini", "val")))
-    log.info("SBI training on %d faces, validating on %d pairs", len(train_items), len(val_y) // 2)
+    vid_items = video_items(cfg.data_root, cfg.parser) if cfg.parser is not None else []
+    log.info("SBI training on %d faces + %d video faces, validating on %d pairs", len(train_items), len(vid_items),
+             len(val_y) // 2)
 
     model = SBINet(cfg.width)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -100,10 +134,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     while (elapsed := time.monotonic() - t0) < budget:
-        idx = rng.integers(0, len(train_items), cfg.batch // 2)
         xs, ys = [], []
-        for i in idx:
-            r, f = make_pair(train_items[int(i)], rng)
+        for _ in range(cfg.batch // 2):
+            pool = vid_items if vid_items and rng.random() < cfg.video_share else train_items
+            r, f = make_pair(pool[int(rng.integers(0, len(pool)))], rng)
             xs += [r, f]
             ys += [0.0, 1.0]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))

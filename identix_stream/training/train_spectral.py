@@ -1,10 +1,12 @@
 """Fit the generator-fingerprint factor: logistic regression on fingerprint_features.
 
-Fakes: deepfake/stylegan3_fake (StyleGAN3). Reals: faces/lfw_pool and CelebAMask-mini (train split).
+Fakes: deepfake/stylegan3_fake (StyleGAN3). Reals: faces/lfw_pool, CelebAMask-mini and face crops of
+the "fit" half of the talking-head videos (H.264 video faces otherwise look "generated" to the head).
 Validation, never trained on: deepfake/gan_vs_real_val (StyleGAN2 vs real photos). The last 30
 StyleGAN3 faces and 100 lfw_pool faces are held out from this fit for the fusion fit.
-Training images are rescaled at random (x0.75-1.3) and JPEG-compressed so the head does not learn
-one source's resolution or codec; then the central square is taken without further resampling.
+Training images are rescaled at random (x0.75-1.3) and JPEG- or H.264-compressed (both classes) so
+the head does not learn one source's resolution or codec; then the central square is taken without
+further resampling.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 from identix_stream.core.deepfake_metrics import eer, roc_auc
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.errors import DataError
-from identix_stream.inference.deepfake_features import FP_SIZE, fingerprint_features
+from identix_stream.inference.deepfake_features import FP_SIZE, center_square, fingerprint_features
+from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, video_face_crops
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ SPECTRAL_FORMAT = "identix-spectral-v1"
 N_SG3_HOLDOUT = 30
 N_LFW_TRAIN = 300
 N_LFW_HOLDOUT = 100
+H264_SHARE = 0.3  # share of training stills sent through an H.264 round trip (the rest: JPEG or none)
 
 
 def _images(folder: Path, pattern: str = "*") -> list[Path]:
@@ -52,6 +56,11 @@ def as_crop(img: np.ndarray, size: int = 256) -> np.ndarray:
 
 def augmented_square(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     s = float(rng.uniform(0.75, 1.3))
+    if rng.random() < H264_SHARE:
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (round(w * s) // 2 * 2, round(h * s) // 2 * 2),
+                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        return center_square(h264_roundtrip(img, int(rng.integers(18, 33))))
     h, w = img.shape[:2]
     img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     h, w = img.shape[:2]
@@ -80,13 +89,28 @@ def train_spectral(data_root: Path, out_dir: Path, seed: int = 0) -> dict[str, A
     for p in real:
         x.append(fingerprint_features(augmented_square(read(p), rng)))
         y.append(0)
+    from identix_stream.inference.detector import FaceDetector
+
+    detector = FaceDetector()
+    n_video = 0
+    try:
+        for name in TALKING_HEADS_FIT:
+            for crop in video_face_crops(data_root / "videos" / "talking_heads" / f"{name}.mp4", detector, every=7,
+                                         limit=15):
+                for _ in range(2):
+                    x.append(fingerprint_features(center_square(crop)))
+                    y.append(0)
+                n_video += 1
+    finally:
+        detector.close()
     model = fit_logistic(np.array(x), np.array(y), l2=3.0)
     val = df / "gan_vs_real_val"
     val_f = model.logit(np.array([fingerprint_features(as_crop(read(p))) for p in _images(val / "fake")]))
     val_r = model.logit(np.array([fingerprint_features(as_crop(read(p))) for p in _images(val / "real")]))
     e, _ = eer(val_r, val_f)
     acc = float(((val_f > 0).sum() + (val_r <= 0).sum()) / (val_f.size + val_r.size))
-    metrics = {"train_fake": len(sg3), "train_real": len(real), "val_auc_gan_vs_real": round(roc_auc(val_r, val_f), 4),
+    metrics = {"train_fake": len(sg3), "train_real": len(real), "train_real_video_faces": n_video,
+               "val_auc_gan_vs_real": round(roc_auc(val_r, val_f), 4),
                "val_eer": round(e, 4), "val_acc_at_0.5": round(acc, 4)}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "deepfake_spectral.json"

@@ -1,0 +1,90 @@
+"""Make face-swap test material: another person's face blended into real video frames.
+
+The classic cheap swap: per frame, the target face is found (detector), cropped with the parser's
+geometry and parsed; the donor face (a labelled photo) is scaled/moved onto the target's face box,
+its colours are matched to the target skin (mean/std in Lab), and it is blended in through the
+target's parsed face mask (eroded, feathered). Used by the tests (a swap must become likely_fake
+within 3 s) and by training/fit_fusion.py; never by the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+
+from identix_stream.core.classes import FACE_CLASSES
+from identix_stream.core.geometry import crop_window, face_box_from_labels, invert_affine
+
+CROP = 256
+
+
+def _box(labels: np.ndarray) -> tuple[float, float, float, float] | None:
+    return face_box_from_labels(labels, FACE_CLASSES)
+
+
+def colour_transfer(src: np.ndarray, src_mask: np.ndarray, dst: np.ndarray, dst_mask: np.ndarray) -> np.ndarray:
+    """src recoloured so its masked Lab mean/std match dst's masked region."""
+    s = cv2.cvtColor(src, cv2.COLOR_BGR2LAB).astype(np.float32)
+    d = cv2.cvtColor(dst, cv2.COLOR_BGR2LAB).astype(np.float32)
+    sm, dm = src_mask.astype(bool), dst_mask.astype(bool)
+    mu_s, sd_s = s[sm].mean(0), s[sm].std(0) + 1e-3
+    mu_d, sd_d = d[dm].mean(0), d[dm].std(0) + 1e-3
+    out = (s - mu_s) / sd_s * sd_d + mu_d
+    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+
+def swap_crop(target: np.ndarray, target_labels: np.ndarray, donor: np.ndarray, donor_labels: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(swapped crop, blend alpha) for 256 crops and their labels; None if a face is missing."""
+    tb, db = _box(target_labels), _box(donor_labels)
+    if tb is None or db is None:
+        return None
+    s = 0.5 * ((tb[2] - tb[0]) / (db[2] - db[0]) + (tb[3] - tb[1]) / (db[3] - db[1]))
+    tcx, tcy = (tb[0] + tb[2]) / 2, (tb[1] + tb[3]) / 2
+    dcx, dcy = (db[0] + db[2]) / 2, (db[1] + db[3]) / 2
+    m = np.array([[s, 0, tcx - s * dcx], [0, s, tcy - s * dcy]], dtype=np.float64)
+    warped = cv2.warpAffine(donor, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    warped_face = cv2.warpAffine(np.isin(donor_labels, FACE_CLASSES).astype(np.uint8), m, (CROP, CROP),
+                                 flags=cv2.INTER_NEAREST)
+    target_face = np.isin(target_labels, FACE_CLASSES).astype(np.uint8)
+    if warped_face.sum() < 500 or target_face.sum() < 500:
+        return None
+    warped = colour_transfer(warped, warped_face, target, target_face)
+    both = np.logical_and(target_face > 0, warped_face > 0).astype(np.uint8)
+    alpha: np.ndarray = cv2.erode(both, np.ones((7, 7), np.uint8)).astype(np.float32)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 4.0)[..., None]
+    out = alpha * warped.astype(np.float32) + (1 - alpha) * target.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8), alpha[..., 0]
+
+
+def swap_frames(frames: Iterable[np.ndarray], donor: np.ndarray, donor_labels: np.ndarray, detector: Any,
+                runtime: Any) -> Iterator[np.ndarray]:
+    """Each frame with its largest face replaced by the donor (frames without a face pass as they are).
+
+    ``detector``: inference.detector.FaceDetector; ``runtime``: inference.parser_runtime.ParserRuntime.
+    ``donor`` is a 256 crop framed like the parser's (e.g. a CelebAMask image resized) with labels.
+    """
+    for frame in frames:
+        dets = detector.detect(frame)
+        if not dets:
+            yield frame
+            continue
+        det = dets[0]
+        window = crop_window(det.face_box(), runtime.spec.crop_scale, runtime.spec.crop_shift_y, det.roll_deg)
+        m = window.affine(CROP)
+        crop = cv2.warpAffine(frame, m, (CROP, CROP), flags=cv2.INTER_LINEAR)
+        labels = runtime.parse([crop]).argmax(1)[0].numpy().astype(np.uint8)
+        swapped = swap_crop(crop, labels, donor, donor_labels)
+        if swapped is None:
+            yield frame
+            continue
+        face, alpha = swapped
+        h, w = frame.shape[:2]
+        inv = invert_affine(m)
+        face_f = cv2.warpAffine(face, inv, (w, h), flags=cv2.INTER_LINEAR)
+        alpha_f = cv2.warpAffine(alpha, inv, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+        out = alpha_f * face_f.astype(np.float32) + (1 - alpha_f) * frame.astype(np.float32)
+        yield np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,115 @@
+"""Fit the fusion weights of core/deepfake_fusion.py (FUSION_GROUPS) on data none of the factor
+heads was trained on, group by group, and print them to paste into that module.
+
+- "swap" group (blend, boundary): real = faces of the fit half of the talking heads (H.264) and the
+  held-out CelebAMask split; fake = the same video faces with another person's face swapped in
+  (training/face_swap.py, donors from the held-out CelebAMask split, H.264 round trip), and
+  self-blends of the held-out CelebAMask faces. (That CelebAMask split also chose the blend CNN's
+  best checkpoint: mildly optimistic.)
+- "synthetic" group (gan_fingerprint): the same reals vs the 30 StyleGAN3 faces held out of the
+  spectral fit.
+The check sets (gan_vs_real_val, dfdc_crops, the other half of the talking heads) are not used.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from identix_stream.core.classes import CELEBAMASK19_TO_11
+from identix_stream.core.deepfake_metrics import roc_auc
+from identix_stream.core.logistic import fit_logistic
+from identix_stream.training.data import load_celebamask
+from identix_stream.training.face_swap import swap_crop
+from identix_stream.training.sbi import crop_sample, face_region, self_blend
+from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images, as_crop, read
+from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, video_face_crops
+
+log = logging.getLogger(__name__)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return max(-6.0, min(6.0, math.log(p / (1 - p))))
+
+
+def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -> dict[str, Any]:
+    from identix_stream.inference.deepfake_scorer import DeepfakeScorer
+    from identix_stream.inference.detector import FaceDetector
+    from identix_stream.inference.parser_runtime import ParserRuntime
+
+    rng = np.random.default_rng(seed)
+    runtime = ParserRuntime.load(parser, "cpu", "fp32")
+    scorer = DeepfakeScorer.load(models_dir, "cpu")
+
+    def parse(crops: list[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for k in range(0, len(crops), 8):
+            out += [a.astype(np.uint8) for a in runtime.parse(crops[k:k + 8]).argmax(1).numpy()]
+        return out
+
+    detector = FaceDetector()
+    try:
+        vid = [c for n in TALKING_HEADS_FIT for c in video_face_crops(
+            data_root / "videos" / "talking_heads" / f"{n}.mp4", detector, every=10, limit=10,
+            scale=runtime.spec.crop_scale, shift_y=runtime.spec.crop_shift_y)]
+    finally:
+        detector.close()
+    vid_labels = parse(vid)
+    celeb = load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")[:60]
+    donors = [(cv2.resize(s.image, (256, 256), interpolation=cv2.INTER_AREA),
+               cv2.resize(s.labels, (256, 256), interpolation=cv2.INTER_NEAREST)) for s in celeb[:8]]
+    real_c, real_l, swap_c, swap_l = list(vid), list(vid_labels), [], []
+    for i, (crop, lab) in enumerate(zip(vid, vid_labels, strict=True)):
+        donor, donor_lab = donors[i % len(donors)]
+        swapped = swap_crop(crop, lab, donor, donor_lab)
+        if swapped is not None:
+            swap_c.append(h264_roundtrip(swapped[0], int(rng.integers(18, 28))))
+            swap_l.append(lab)
+    for s in celeb[8:]:
+        crop, lab = crop_sample(s.image, s.labels, s.face_box, 256, rng)
+        real_c.append(crop)
+        real_l.append(lab)
+        swap_c.append(self_blend(crop, face_region(lab, False), rng))
+        swap_l.append(lab)
+    sg3 = [as_crop(read(p)) for p in _images(data_root / "deepfake" / "stylegan3_fake")[-N_SG3_HOLDOUT:]]
+    sg3_l = parse(sg3)
+    _ = CELEBAMASK19_TO_11  # labels above are already in our classes (training.data maps them)
+
+    fr = scorer.score(real_c, real_l)
+    fs = scorer.score(swap_c, swap_l)
+    fg = scorer.score(sg3, sg3_l)
+
+    def mat(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
+        return np.array([[_logit(r.get(n, 0.5)) for n in names] for r in rows])
+
+    swap_names = ("blend", "boundary")
+    xs = np.vstack([mat(fr, swap_names), mat(fs, swap_names)])
+    ys = np.r_[np.zeros(len(fr)), np.ones(len(fs))]
+    swap_head = fit_logistic(xs, ys, l2=1.0)
+    syn_names = ("gan_fingerprint",)
+    xg = np.vstack([mat(fr, syn_names), mat(fg, syn_names)])
+    yg = np.r_[np.zeros(len(fr)), np.ones(len(fg))]
+    syn_head = fit_logistic(xg, yg, l2=1.0)
+
+    def raw(head: Any, names: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+        # fold the standardisation into weights on the factors' log-odds
+        w = head.weights / head.std
+        bias = head.bias - float((head.mean * w).sum())
+        return round(bias, 3), {n: round(float(v), 3) for n, v in zip(names, w, strict=True)}
+
+    groups = {"swap": raw(swap_head, swap_names), "synthetic": raw(syn_head, syn_names)}
+    report = {
+        "groups": groups,
+        "counts": {"real": len(fr), "real_video": len(vid), "swap": len(fs), "sg3": len(fg)},
+        "auc_swap_fit": round(roc_auc(swap_head.logit(xs[ys == 0]), swap_head.logit(xs[ys == 1])), 4),
+        "auc_synthetic_fit": round(roc_auc(syn_head.logit(xg[yg == 0]), syn_head.logit(xg[yg == 1])), 4),
+        "factor_auc_swap": {n: round(roc_auc(xs[ys == 0, i], xs[ys == 1, i]), 4) for i, n in enumerate(swap_names)},
+    }
+    log.info("fusion fit: %s", report)
+    return report

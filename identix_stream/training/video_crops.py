@@ -1,0 +1,59 @@
+"""Real face crops from videos, framed exactly like the service frames them (detector face box ->
+crop_window with the parser's scale/shift and the eye-line roll), and an H.264 round trip for stills
+so models see the codec traces that every video face carries."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from identix_stream.core.geometry import CROP_SCALE, CROP_SHIFT_Y, crop_window
+
+# The 12 shared talking-head clips, split by name: the first half may be used to fit/calibrate,
+# the second half is only ever used to check (docs/deepfake.md).
+TALKING_HEADS_FIT = ("driving_d0", "driving_d12", "driving_d18", "driving_d20", "driving_d9", "source_s20")
+TALKING_HEADS_CHECK = ("driving_d10", "driving_d14", "driving_d19", "driving_d3", "source_s13", "source_s32")
+
+
+def h264_roundtrip(img: np.ndarray, crf: int) -> np.ndarray:
+    """One frame through libx264 (yuv420p, given CRF) and back."""
+    h, w = img.shape[:2]
+    img = img[: h - h % 2, : w - w % 2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream: Any = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    buf.seek(0)
+    with av.open(buf, "r") as inp:
+        for frame in inp.decode(video=0):
+            return np.asarray(frame.to_ndarray(format="bgr24"))
+    raise ValueError("libx264 round trip produced no frame")
+
+
+def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20, size: int = 256,
+                     scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
+    """Crops of the most confident face of every ``every``-th frame, at most ``limit``."""
+    crops: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i % every:
+                continue
+            img = frame.to_ndarray(format="bgr24")
+            dets = detector.detect(img)
+            if not dets:
+                continue
+            win = crop_window(dets[0].face_box(), scale, shift_y, dets[0].roll_deg)
+            crops.append(cv2.warpAffine(img, win.affine(size), (size, size), flags=cv2.INTER_LINEAR))
+            if len(crops) >= limit:
+                break
+    return crops
