@@ -22,6 +22,7 @@ from quart import Blueprint, Quart, current_app, websocket
 from identix_stream.errors import FrameDropped, IdentixError, InvalidInput, Overloaded, ShuttingDown
 from identix_stream.media.images import decode_image
 from identix_stream.web import protocol
+from identix_stream.web.auth_guard import authenticate_websocket, login_required
 from identix_stream.web.protocol import FrameMessage, LiveConfig
 
 log = logging.getLogger(__name__)
@@ -251,8 +252,6 @@ class LiveConnection:
 
 async def _authenticate(settings: Any) -> str | None:
     """None when the client may connect, else the reason it may not (auth_guard, contract 2)."""
-    from identix_stream.web.auth_guard import authenticate_websocket
-
     try:
         user = await authenticate_websocket()
     except IdentixError as exc:
@@ -306,6 +305,7 @@ async def live_socket() -> None:
 
 
 @blueprint.get("/api/live/stats")
+@login_required
 async def stats_endpoint() -> dict[str, Any]:
     """Connection/task counters (for operators and the leak tests); no frame content."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]

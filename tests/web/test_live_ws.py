@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -314,6 +315,10 @@ async def test_an_api_token_gets_past_authentication(auth_server: ServerThread) 
         code, reason, first = await _close_of(ws)
     # authenticated: refused only because this server runs without models
     assert code == 1013 and first["code"] == "unavailable", (code, reason, first)
+    async with httpx.AsyncClient(base_url=auth_server.url) as client:
+        assert (await client.get("/api/live/stats")).status_code == 401
+        resp = await client.get("/api/live/stats", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 200 and resp.json()["active_connections"] == 0
 
 
 def _live_counts_no_models(server: ServerThread) -> dict[str, int]:
