@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import threading
@@ -103,8 +104,9 @@ def make_settings(tmp: Path, **env: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped parser, else a snapshot of the one in training; skips when there is none."""
-    shipped = ROOT / "models" / "face_parser.pt"
+    """IDENTIX_MODEL_PATH or the shipped parser (as tests/conftest.py's parser_model), else a
+    snapshot of the one in training (copied: it is rewritten as training goes); skips when none."""
+    shipped = Path(os.environ.get("IDENTIX_MODEL_PATH") or ROOT / "models" / "face_parser.pt")
     if shipped.is_file():
         return shipped
     training = ROOT / "runs" / "parsing" / "best_model.pt"
