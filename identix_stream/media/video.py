@@ -317,6 +317,9 @@ class VideoReader:
                             status=413,
                         )
                     image = frame.to_ndarray(format="bgr24")
+                    turns = round(frame.rotation / 90) % 4  # phone videos: display matrix, as ffmpeg autorotates
+                    if turns:
+                        image = np.ascontiguousarray(np.rot90(image, turns))
                 yield DecodedFrame(index, float(ts), image)
                 index += 1
         except av.FFmpegError as exc:

@@ -181,3 +181,24 @@ def test_mp4_writer_round_trip(video_files: dict[str, Path], tmp_path: Path) -> 
     # fast start: the index precedes the media data, so browsers play it while downloading
     head = out.read_bytes()[:4096]
     assert 0 <= head.find(b"moov") < head.find(b"mdat")
+
+
+def test_display_rotation_is_applied(video_files: dict[str, Path], tmp_path: Path) -> None:
+    """A phone video stores landscape pixels plus a display matrix; frames come out upright
+    (as ffmpeg's autorotate shows them)."""
+    with VideoReader(video_files["multi_face"], MAX_PIXELS) as reader:
+        originals = [f.image for f in reader.frames() if f.image is not None][:5]
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.set_display_rotation(90)
+        for img in originals:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with VideoReader(path, MAX_PIXELS) as reader:
+        upright = [f.image for f in reader.frames() if f.image is not None]
+    assert len(upright) == 5 and upright[0] is not None and upright[0].shape == (640, 360, 3)
+    assert np.abs(upright[2].astype(int) - np.rot90(originals[2], 1).astype(int)).mean() < 6
