@@ -231,11 +231,15 @@ class Analyzer:
         t0 = time.perf_counter()
         crop_labels: list[np.ndarray] = []
         confidences: list[np.ndarray] = []
+        # single images get frame-resolution labels from interpolated probabilities (quality over
+        # latency); streams paste the crop labels (cheap, and temporal smoothing hides the steps)
+        crop_probs: list[np.ndarray | None] = []
         for f, probs in zip(faces, probs_list, strict=True):
             sm = jobs[f.job_index].session.smooth_probs(f.track_id, probs)
             top = sm.max(0)
             crop_labels.append(top.indices.to(dtype=torch.uint8).numpy())
             confidences.append((1.0 - sm[0]).numpy().astype(np.float32, copy=False))
+            crop_probs.append(sm.numpy() if jobs[f.job_index].session.kind == "image" else None)
         post_ms = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         factors = self._deepfake_factors(faces, crop_labels)
@@ -246,7 +250,7 @@ class Analyzer:
             idx = [k for k, f in enumerate(faces) if f.job_index == i]
             h, w = job.image.shape[:2]
             t0 = time.perf_counter()
-            pasted = [paste_face(crop_labels[k], confidences[k], faces[k].affine, w, h) for k in idx]
+            pasted = [paste_face(crop_labels[k], confidences[k], faces[k].affine, w, h, crop_probs[k]) for k in idx]
             label_map, areas = compose(pasted, w, h)
             paste_ms = (time.perf_counter() - t0) * 1000
             face_results = []
