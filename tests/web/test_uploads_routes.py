@@ -41,3 +41,20 @@ async def test_models_not_loaded_answers_503(tmp_path: Path, shared_data: Path) 
             assert resp.headers["Retry-After"]
         # no job, no folder left behind
         assert not any((tmp_path / "var" / "uploads").iterdir())
+
+
+async def test_upload_routes_take_bodies_above_the_general_request_limit(tmp_path: Path) -> None:
+    """Upload routes get IDENTIX_MAX_UPLOAD_MB; other routes keep the small IDENTIX_MAX_REQUEST_KB."""
+    app = create_app(make_settings(tmp_path, IDENTIX_LOAD_MODELS="false", IDENTIX_ALLOW_ANONYMOUS="true",
+                                   IDENTIX_MAX_UPLOAD_MB="3", IDENTIX_MAX_REQUEST_KB="64"))
+    body = b"\xff\xd8\xff" + bytes(2 * 1024 * 1024)  # 2 MB: over the request limit, under the upload limit
+    async with app.test_app():
+        client = app.test_client()
+        token = (await (await client.get("/api/csrf")).get_json())["csrf_token"]
+        headers = {"Content-Type": "image/jpeg", "X-CSRF-Token": token}
+        resp = await client.post("/api/images", data=body, headers=headers)
+        assert resp.status_code == 503  # read whole, then refused only because no models are loaded
+        resp = await client.post("/api/images", data=body * 2, headers=headers)
+        assert resp.status_code == 413
+        resp = await client.post("/api/csrf", data=body, headers=headers)  # not an upload route
+        assert resp.status_code in (405, 413)
