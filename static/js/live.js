@@ -99,6 +99,7 @@ function onServerMessage(r, msg) {
       const now = performance.now();
       r.stamps.push(now);
       if (r.kind === "websocket" && typeof msg.client_ts === "number") r.latency = now - msg.client_ts;
+      else if (msg.timing && typeof msg.timing.latency === "number") r.latency = msg.timing.latency;
       else if (msg.timing && typeof msg.timing.total === "number") r.latency = msg.timing.total;
       r.latest = msg;
       drawLatest(r);
