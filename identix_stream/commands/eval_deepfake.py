@@ -2,9 +2,9 @@
 
 Images are face crops: the whole image is taken as the parser crop (resized to 256), parsed, scored
 and fused as one-frame evidence. Videos go through the service's own pipeline (Analyzer: detect,
-track, parse, score, running evidence) and each person (track) is scored over the whole clip by its
-final running p_fake; persons seen in fewer than ``--min-frames`` frames are skipped. Prints AUC, EER,
-accuracy at p_fake >= 0.5, counts, the final states and per-factor AUCs.
+track, parse, score, running evidence) and each person (track) is scored over the whole clip (or its
+first ``--max-seconds``) by its final running p_fake; persons seen in fewer than ``--min-frames``
+frames are skipped. Prints AUC, EER, accuracy at p_fake >= 0.5, counts, final states, per-factor AUCs.
 """
 
 from __future__ import annotations
@@ -78,37 +78,48 @@ def score_images(paths: list[Path], model: Path, models_dir: Path, device: str) 
 
 
 async def _score_video(
-    analyzer: Any, path: Path, max_pixels: int, stride: int, min_frames: int
+    analyzer: Any, path: Path, max_pixels: int, stride: int, min_frames: int, max_seconds: float | None = None
 ) -> list[dict[str, Any]]:
+    """Per person: the last running estimate of the track (over the whole clip, or its first
+    ``max_seconds``) and each factor averaged over the track's frames."""
     from identix_stream.media.video import VideoReader
-    from identix_stream.pipeline.video_analysis import AnalyzedFrame, VideoDone, analyze_video
+    from identix_stream.pipeline.video_analysis import AnalyzedFrame, analyze_video
 
     sums: dict[int, dict[str, float]] = {}
     counts: dict[int, dict[str, int]] = {}
-    items: list[dict[str, Any]] = []
-    async for event in analyze_video(analyzer, lambda: VideoReader(path, max_pixels), stride=stride):
-        if isinstance(event, AnalyzedFrame):
+    last: dict[int, Any] = {}
+    frames: dict[int, int] = {}
+    events: Any = analyze_video(analyzer, lambda: VideoReader(path, max_pixels), stride=stride)
+    try:
+        async for event in events:
+            if not isinstance(event, AnalyzedFrame):
+                continue
+            if max_seconds is not None and event.timestamp > max_seconds:
+                break
             for face in event.result.faces:
                 s = sums.setdefault(face.track_id, {})
                 c = counts.setdefault(face.track_id, {})
+                last[face.track_id] = face.deepfake
+                frames[face.track_id] = frames.get(face.track_id, 0) + 1
                 for name, v in face.deepfake.factors.items():
                     if v is not None:
                         s[name] = s.get(name, 0.0) + v
                         c[name] = c.get(name, 0) + 1
-        elif isinstance(event, VideoDone):
-            for person in event.summary:
-                tid = person["track_id"]
-                df = person["deepfake"]
-                if person["frames_seen"] < min_frames or df["p_fake"] is None:
-                    continue
-                factors = {k: sums[tid][k] / counts[tid][k] for k in sums.get(tid, {})}
-                items.append({"file": path.name, "track_id": tid, "frames": person["frames_seen"],
-                              "p_fake": df["p_fake"], "state": df["state"], "factors": factors})
+    finally:
+        await events.aclose()
+    items: list[dict[str, Any]] = []
+    for tid, est in sorted(last.items()):
+        if frames[tid] < min_frames or est.p_fake is None:
+            continue
+        factors = {k: sums[tid][k] / counts[tid][k] for k in sums[tid]}
+        items.append({"file": path.name, "track_id": tid, "frames": frames[tid], "p_fake": est.p_fake,
+                      "state": est.state, "factors": factors})
+    log.info("%s: %s", path.name, [(i["track_id"], i["state"], round(i["p_fake"], 3)) for i in items])
     return items
 
 
 def score_videos(paths: list[Path], model: Path, models_dir: Path, device: str, threads: int, stride: int,
-                 min_frames: int) -> list[dict[str, Any]]:
+                 min_frames: int, max_seconds: float | None = None) -> list[dict[str, Any]]:
     from identix_stream.pipeline.analyzer import Analyzer
 
     settings = _settings()
@@ -123,7 +134,7 @@ def score_videos(paths: list[Path], model: Path, models_dir: Path, device: str, 
         try:
             for p in paths:
                 try:
-                    out += await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames)
+                    out += await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames, max_seconds)
                 except InvalidInput as exc:
                     log.warning("skipping %s: %s", p, exc.message)
         finally:
@@ -176,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         videos = [p for p in files if p.suffix.lower() in VIDEO_EXT]
         items = score_images(images, model, models_dir, args.device) if images else []
         if videos:
-            items += score_videos(videos, model, models_dir, args.device, args.threads, args.stride, args.min_frames)
+            items += score_videos(videos, model, models_dir, args.device, args.threads, args.stride, args.min_frames,
+                                  args.max_seconds)
         for i in items:
             i["label"] = cls
         groups[cls] = items
@@ -203,4 +215,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads for videos")
     p.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame")
     p.add_argument("--min-frames", type=int, default=10, help="skip video persons seen in fewer frames")
+    p.add_argument("--max-seconds", type=float, help="score only the first seconds of each video")
     p.set_defaults(func=run)

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.data
 
 def parser_file(tmp: Path) -> Path:
     """The shipped parser, else the training run's best checkpoint (copied: it is rewritten live)."""
-    candidates = (os.environ.get("IDENTIX_MODEL_PATH"), MODELS / "face_parser.pt", ROOT / "runs" / "parsing" / "best_model.pt")
+    env = os.environ.get("IDENTIX_MODEL_PATH")
+    candidates = (env, MODELS / "face_parser.pt", ROOT / "runs" / "parsing" / "best_model.pt")
     for cand in candidates:
         if cand and Path(cand).is_file():
             dst = tmp / "face_parser.pt"
@@ -38,7 +39,7 @@ def scorer() -> DeepfakeScorer:
 
 def crops_of(folder: Path, n: int) -> list[np.ndarray]:
     files = sorted(folder.iterdir())[:n]
-    return [cv2.resize(cv2.imread(str(p)), (256, 256), interpolation=cv2.INTER_AREA) for p in files]
+    return [cv2.resize(np.asarray(cv2.imread(str(p))), (256, 256), interpolation=cv2.INTER_AREA) for p in files]
 
 
 def test_missing_or_wrong_model_files(tmp_path: Path) -> None:
