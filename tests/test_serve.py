@@ -58,7 +58,7 @@ def serving(data_dir: Path, port: int, timeout_s: float = 120.0) -> Iterator[str
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(30)
+            code = proc.wait(120)  # interpreter teardown (torch) can take 20+ s on a busy CPU
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
