@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,8 @@ from tests.browser.conftest import INNER_ENV, ROOT, netns_state
 pytestmark = [pytest.mark.browser, pytest.mark.data, pytest.mark.slow]
 
 
-def test_browser_suite_in_a_loopback_only_namespace() -> None:
+def test_browser_suite_in_a_loopback_only_namespace(shared_data: Path) -> None:
+    """``shared_data``: the inner suite needs the shared videos and photos; skip here, not inside."""
     state = netns_state()
     if state != "wrapped":
         pytest.skip(f"browser tests run directly here ({state})")
