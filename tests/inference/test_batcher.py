@@ -23,8 +23,10 @@ class SlowDouble:
         self.threads: set[str] = set()
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()
 
     def __call__(self, items: list[Any]) -> list[Any]:
+        self.entered.set()
         self.gate.wait(5)
         self.threads.add(threading.current_thread().name)
         self.batches.append(list(items))
@@ -35,6 +37,14 @@ class SlowDouble:
         return [(i, i * 2) if isinstance(i, int) else i for i in items]
 
 
+async def _until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.005)
+
+
 async def test_batches_form_across_sessions_and_each_input_gets_its_result() -> None:
     model = SlowDouble()
     b: Batcher[Any, Any] = Batcher(model, max_batch=4, max_wait_s=0.05, queue_size=64)
@@ -42,9 +52,9 @@ async def test_batches_form_across_sessions_and_each_input_gets_its_result() -> 
     # 3 "sessions" submitting concurrently, 4 frames each, while the model is held back
     model.gate.clear()
     blocker = asyncio.create_task(b.submit(-1))
-    await asyncio.sleep(0.05)
+    await _until(model.entered.is_set)  # the worker is busy with the blocker (no fixed sleeps: CI may be slow)
     tasks = [asyncio.create_task(b.submit(s * 100 + f)) for f in range(4) for s in range(3)]
-    await asyncio.sleep(0.05)
+    await _until(lambda: b.pending() == 12)
     model.gate.set()
     results = await asyncio.gather(*tasks)
     await blocker
