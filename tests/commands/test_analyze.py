@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import av
@@ -18,16 +17,8 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def model_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    shipped = ROOT / "models" / "face_parser.pt"
-    path = shipped
-    if not shipped.is_file():
-        training = ROOT / "runs" / "parsing" / "best_model.pt"
-        if not training.is_file():
-            pytest.skip(f"needs a parsing model at {shipped}")
-        path = tmp_path_factory.mktemp("model") / "face_parser.pt"
-        shutil.copyfile(training, path)
-    return {"IDENTIX_MODEL_PATH": str(path), "IDENTIX_TORCH_THREADS": "1", "IDENTIX_DEVICE": "cpu"}
+def model_env(parser_model: Path) -> dict[str, str]:
+    return {"IDENTIX_MODEL_PATH": str(parser_model), "IDENTIX_TORCH_THREADS": "1", "IDENTIX_DEVICE": "cpu"}
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str],

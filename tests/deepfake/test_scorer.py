@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -18,18 +17,6 @@ from identix_stream.inference.deepfake_scorer import DeepfakeScorer
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 pytestmark = pytest.mark.data
-
-
-def parser_file(tmp: Path) -> Path:
-    """The shipped parser, else the training run's best checkpoint (copied: it is rewritten live)."""
-    env = os.environ.get("IDENTIX_MODEL_PATH")
-    candidates = (env, MODELS / "face_parser.pt", ROOT / "runs" / "parsing" / "best_model.pt")
-    for cand in candidates:
-        if cand and Path(cand).is_file():
-            dst = tmp / "face_parser.pt"
-            shutil.copyfile(cand, dst)
-            return dst
-    pytest.skip("no parsing model: set IDENTIX_MODEL_PATH or ship models/face_parser.pt")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +60,9 @@ def test_gan_faces_score_above_real_photos(scorer: DeepfakeScorer, shared_data: 
 
 
 @pytest.mark.slow
-def test_eval_deepfake_cli_on_images(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_deepfake_cli_on_images(
+    tmp_path: Path, shared_data: Path, parser_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from identix_stream.cli import main
 
     val = shared_data / "deepfake" / "gan_vs_real_val"
@@ -83,7 +72,7 @@ def test_eval_deepfake_cli_on_images(tmp_path: Path, shared_data: Path, capsys: 
             shutil.copy(p, tmp_path / cls)
     (tmp_path / "real" / "notes.txt").write_text("ignored: not an image")
     rc = main(["eval-deepfake", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--json",
-               "--model", str(parser_file(tmp_path)), "--models-dir", str(MODELS)])
+               "--model", str(parser_model), "--models-dir", str(MODELS)])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == {"real": 6, "fake": 6}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    for cand in (os.environ.get("IDENTIX_MODEL_PATH"), ROOT / "models" / "face_parser.pt",
-                 ROOT / "runs" / "parsing" / "best_model.pt"):
-        if cand and Path(cand).is_file():
-            dst = tmp_path_factory.mktemp("model") / "face_parser.pt"
-            shutil.copyfile(cand, dst)  # the training run rewrites best_model.pt
-            return dst
-    pytest.skip("no parsing model: set IDENTIX_MODEL_PATH or ship models/face_parser.pt")
+def model_path(parser_model: Path) -> Path:
+    return parser_model
 
 
 def test_every_cpu_precision_gives_the_same_probabilities(model_path: Path) -> None:

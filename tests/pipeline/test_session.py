@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,20 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 
-def model_file(tmp: Path) -> Path:
-    """The shipped model, else the training run's best checkpoint (copied: it is rewritten live)."""
-    for cand in (os.environ.get("IDENTIX_MODEL_PATH"), ROOT / "models" / "face_parser.pt",
-                 ROOT / "runs" / "parsing" / "best_model.pt"):
-        if cand and Path(cand).is_file():
-            dst = tmp / "face_parser.pt"
-            shutil.copyfile(cand, dst)
-            return dst
-    pytest.skip("no parsing model: set IDENTIX_MODEL_PATH or ship models/face_parser.pt")
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def analyzer(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> AsyncIterator[Analyzer]:
-    a = Analyzer(model_file(tmp_path_factory.mktemp("model")), precision="fp32", torch_threads=1, max_wait_ms=10)
+async def analyzer(parser_model: Path, shared_data: Path) -> AsyncIterator[Analyzer]:
+    a = Analyzer(parser_model, precision="fp32", torch_threads=1, max_wait_ms=10)
     await a.start()
     yield a
     await a.stop()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import threading
 import time
@@ -103,18 +101,9 @@ def make_settings(tmp: Path, **env: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """IDENTIX_MODEL_PATH or the shipped parser (as tests/conftest.py's parser_model), else a
-    snapshot of the one in training (copied: it is rewritten as training goes); skips when none."""
-    shipped = Path(os.environ.get("IDENTIX_MODEL_PATH") or ROOT / "models" / "face_parser.pt")
-    if shipped.is_file():
-        return shipped
-    training = ROOT / "runs" / "parsing" / "best_model.pt"
-    if not training.is_file():
-        pytest.skip(f"needs a parsing model at {shipped} (or {training})")
-    copy = tmp_path_factory.mktemp("model") / "face_parser.pt"
-    shutil.copyfile(training, copy)
-    return copy
+def model_path(parser_model: Path) -> Path:
+    """The parser the web tests serve with (tests/conftest.py's shared fixture)."""
+    return parser_model
 
 
 @pytest.fixture(scope="session")
