@@ -17,7 +17,7 @@ from identix_stream.core.classes import CELEBAMASK19_TO_11
 from identix_stream.pipeline.analyzer import Analyzer
 from identix_stream.training.data import read_label_png
 from identix_stream.training.face_swap import swap_frames
-from tests.deepfake.test_scorer import MODELS, parser_file
+from tests.deepfake.test_scorer import MODELS
 
 pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -28,8 +28,8 @@ STRIDE = 3  # ~8 analysed frames per second keeps the test affordable on 2 CPU c
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def analyzer(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> AsyncIterator[Analyzer]:
-    a = Analyzer(parser_file(tmp_path_factory.mktemp("model")), precision="fp32", torch_threads=1,
+async def analyzer(parser_model: Path, shared_data: Path) -> AsyncIterator[Analyzer]:
+    a = Analyzer(parser_model, precision="fp32", torch_threads=1,
                  max_wait_ms=10, models_dir=MODELS)
     await a.start()
     assert a.scorer is not None, "deepfake models failed to load"
