@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from identix_stream.core.geometry import SERVICE_CROP_SCALE
 from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
 from identix_stream.inference.batcher import Batcher
@@ -65,6 +66,7 @@ class Analyzer:
         queue_size: int = 32,
         min_face_px: float = MIN_FACE_PX,
         models_dir: Path | None = None,
+        crop_scale: float = SERVICE_CROP_SCALE,
     ) -> None:
         self.model_path = Path(model_path)
         self.models_dir = models_dir or self.model_path.parent
@@ -73,6 +75,7 @@ class Analyzer:
         self.torch_threads = torch_threads
         self.max_batch = max_batch
         self.min_face_px = min_face_px
+        self.crop_scale = crop_scale
         self.batcher: Batcher[_Job, FrameResult] = Batcher(
             self._process, max_batch=max_batch, max_wait_s=max_wait_ms / 1000.0, queue_size=queue_size
         )
@@ -213,7 +216,7 @@ class Analyzer:
                 for j, track in zip(keep, tracks, strict=True):
                     d = dets[j]
                     window, _ = job.session.window_for(
-                        track.track_id, boxes[j], d.roll_deg, spec.crop_scale, spec.crop_shift_y
+                        track.track_id, boxes[j], d.roll_deg, self.crop_scale, spec.crop_shift_y
                     )
                     crop, m = crop_face(job.image, window, size)
                     faces.append(_Face(i, track.track_id, track.state, boxes[j], d.score, d.keypoints, crop, m))
