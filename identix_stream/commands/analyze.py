@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from identix_stream.commands import offline_settings
 from identix_stream.errors import InvalidInput
 
 IMAGE_OUT_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -42,19 +42,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise InvalidInput(f"--alpha must be within [0, 1], got {args.alpha}", code="bad_parameter")
 
 
-def _settings() -> Any:
-    from identix_stream.config import Settings
-
-    env = dict(os.environ)
-    # the CLI needs no secret key; keep Settings from creating one in ./var
-    env.setdefault("SECRET_KEY", "offline-cli-" + "x" * 32)
-    return Settings.from_env(env)
-
-
 def _analyzer(args: argparse.Namespace) -> Any:
     from identix_stream.pipeline.analyzer import Analyzer
 
-    s = _settings()
+    s = offline_settings()
     return Analyzer(
         args.model or Path(s.model_path),
         device=args.device or s.device,
@@ -93,7 +84,7 @@ async def _run_image(args: argparse.Namespace) -> dict[str, Any]:
     from identix_stream.media.images import decode_image, encode_jpeg, encode_png
     from identix_stream.web import protocol
 
-    max_pixels = _settings().max_image_pixels
+    max_pixels = offline_settings().max_image_pixels
     image = decode_image(args.path.read_bytes(), max_pixels)
     analyzer = _analyzer(args)
     await analyzer.start()
@@ -137,7 +128,7 @@ async def _run_video(args: argparse.Namespace) -> dict[str, Any]:
     from identix_stream.web import protocol
 
     container = probe_file(args.path)  # refuses images/audio/unknown bytes with a clear message
-    max_pixels = _settings().max_image_pixels
+    max_pixels = offline_settings().max_image_pixels
     with VideoReader(args.path, max_pixels):  # a file with no decodable video fails here, before the models load
         pass
     analyzer = _analyzer(args)

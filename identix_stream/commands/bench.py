@@ -58,9 +58,9 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def _settings_defaults(args: argparse.Namespace) -> dict[str, Any]:
-    from identix_stream.config import Settings
+    from identix_stream.commands import offline_settings
 
-    s = Settings.from_env(os.environ)
+    s = offline_settings()
     return {
         "model": args.model or Path(s.model_path),
         "device": args.device or s.device,

@@ -13,13 +13,13 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from identix_stream.commands import offline_settings
 from identix_stream.errors import DataError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,6 @@ def _files(folder: Path) -> list[Path]:
     if not files:
         raise DataError(f"no images or videos in {folder}")
     return files
-
-
-def _settings() -> Any:
-    from identix_stream.config import Settings
-
-    env = dict(os.environ)
-    env.setdefault("SECRET_KEY", "offline-cli-" + "x" * 32)
-    return Settings.from_env(env)
 
 
 def score_images(paths: list[Path], model: Path, models_dir: Path, device: str) -> list[dict[str, Any]]:
@@ -122,7 +114,7 @@ def score_videos(paths: list[Path], model: Path, models_dir: Path, device: str, 
                  min_frames: int, max_seconds: float | None = None) -> list[dict[str, Any]]:
     from identix_stream.pipeline.analyzer import Analyzer
 
-    settings = _settings()
+    settings = offline_settings()
 
     async def run() -> list[dict[str, Any]]:
         analyzer = Analyzer(model, device=device, torch_threads=threads, models_dir=models_dir)
@@ -175,7 +167,7 @@ def summarize(real: list[dict[str, Any]], fake: list[dict[str, Any]]) -> dict[st
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = offline_settings()
     model = Path(args.model) if args.model else Path(settings.model_path)
     models_dir = Path(args.models_dir) if args.models_dir else Path(settings.model_path).parent
     if not model.is_file():

@@ -26,7 +26,7 @@ from identix_stream.core.classes import CLASS_NAMES, F1_CLASSES, IGNORE_INDEX, N
 from identix_stream.core.geometry import crop_window
 from identix_stream.core.metrics import confusion, summarize
 from identix_stream.inference.bisenet import BiSeNet
-from identix_stream.inference.model_file import ParserSpec, build_model, save_parser
+from identix_stream.inference.model_file import IMAGENET_MEAN, IMAGENET_STD, ParserSpec, build_model, save_parser
 from identix_stream.training.augment import occlude, photometric, random_crop
 from identix_stream.training.data import Sample, load_celebamask, load_lfw_parts
 from identix_stream.training.losses import parsing_loss
@@ -76,8 +76,8 @@ class BatchMaker:
         self.stop.set()
 
 
-MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
-STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+MEAN = np.array(IMAGENET_MEAN, np.float32) * 255
+STD = np.array(IMAGENET_STD, np.float32) * 255
 
 
 def to_tensor(bgr_batch: np.ndarray) -> torch.Tensor:
