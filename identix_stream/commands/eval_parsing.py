@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", choices=["celebamask19", "lfw3", "lapa11"], required=True, help="label set of the masks")
     p.add_argument("--crop", choices=["detect", "whole"], default="detect")
     p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
+    p.add_argument("--precision", choices=["fp32", "ort-fp32", "ort-int8", "bf16", "fp16", "auto"], default="fp32",
+                   help="parser precision (fp32 is the reference; auto = what the service picks here)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs")
     p.add_argument("--json", action="store_true", help="print JSON only")
     p.set_defaults(func=run)
@@ -96,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit < 0:
         raise InvalidInput(f"--limit must be >= 0, got {args.limit}")
-    with image_parser(model_path=args.model, crop=args.crop) as predict:
+    with image_parser(model_path=args.model, crop=args.crop, precision=args.precision) as predict:
         result = evaluate(predict, args.images, args.masks, args.labels, args.limit)
     result["crop"] = args.crop
+    result["precision"] = args.precision
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")

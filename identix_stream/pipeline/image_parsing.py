@@ -26,24 +26,27 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 @contextlib.contextmanager
 def image_parser(
-    model_path: Path | None = None, crop: Literal["detect", "whole"] = "detect", threads: int = 2
+    model_path: Path | None = None, crop: Literal["detect", "whole"] = "detect", threads: int = 2,
+    precision: str = "fp32",
 ) -> Iterator[Predictor]:
-    """A BGR image -> (H, W) uint8 label map function, valid inside the ``with`` block."""
+    """A BGR image -> (H, W) uint8 label map function, valid inside the ``with`` block.
+
+    fp32 is the reference; another precision measures that fast path (e.g. ``ort-int8``)."""
     path = Path(model_path or os.environ.get("IDENTIX_MODEL_PATH") or DEFAULT_MODEL_PATH)
     with contextlib.ExitStack() as stack:
         if crop == "whole":
-            yield _whole_image_predictor(path, threads)
+            yield _whole_image_predictor(path, threads, precision)
         elif crop == "detect":
-            yield _detect_predictor(path, threads, stack)
+            yield _detect_predictor(path, threads, stack, precision)
         else:
             raise InvalidInput(f"crop must be 'detect' or 'whole', got {crop!r}")
 
 
-def _whole_image_predictor(path: Path, threads: int) -> Predictor:
+def _whole_image_predictor(path: Path, threads: int, precision: str) -> Predictor:
     from identix_stream.inference.parser_runtime import ParserRuntime
 
     torch.set_num_threads(threads)
-    runtime = ParserRuntime.load(path, "auto", "fp32")
+    runtime = ParserRuntime.load(path, "auto", precision)
     size = runtime.input_size
 
     def predict(image: np.ndarray) -> np.ndarray:
@@ -56,11 +59,11 @@ def _whole_image_predictor(path: Path, threads: int) -> Predictor:
     return predict
 
 
-def _detect_predictor(path: Path, threads: int, stack: contextlib.ExitStack) -> Predictor:
+def _detect_predictor(path: Path, threads: int, stack: contextlib.ExitStack, precision: str) -> Predictor:
     from identix_stream.pipeline.analyzer import Analyzer
 
     runner = asyncio.Runner()
-    analyzer = Analyzer(path, precision="fp32", torch_threads=threads, max_batch=8)
+    analyzer = Analyzer(path, precision=precision, torch_threads=threads, max_batch=8)
     runner.run(analyzer.start())
     stack.callback(runner.close)
     stack.callback(lambda: runner.run(analyzer.stop()))
