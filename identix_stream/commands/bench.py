@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import platform
 import statistics
 import sys
 import time
@@ -69,7 +70,20 @@ def _settings_defaults(args: argparse.Namespace) -> dict[str, Any]:
         "max_batch": s.max_batch,
         "max_wait_ms": s.max_wait_ms,
         "queue_size": s.queue_size,
+        "deepfake_interval_s": s.deepfake_interval_s,
     }
+
+
+def cpu_description() -> dict[str, Any]:
+    """CPU model and the instruction sets that decide which precision wins (int8 needs VNNI/AMX to pay)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return {"model": platform.processor() or "unknown", "flags": []}
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "unknown")
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return {"model": model, "flags": [f for f in wanted if f in flags]}
 
 
 def read_video(path: Path, limit: int = 300) -> list[np.ndarray]:
@@ -221,6 +235,7 @@ async def _one_stream(analyzer: Any, jpegs: list[bytes], fps: float, duration: f
 async def bench_streams(analyzer: Any, jpegs: list[bytes], n: int, fps: float, duration: float) -> dict[str, Any]:
     stats0 = analyzer.batcher.stats.to_json()
     faces0 = dict(analyzer.face_batch_sizes)
+    scored0 = analyzer.deepfake_scored
     per_stream = await asyncio.gather(*(_one_stream(analyzer, jpegs, fps, duration) for _ in range(n)))
     stats1 = analyzer.batcher.stats.to_json()
     sizes = {k: v - int(stats0["batch_sizes"].get(k, 0)) for k, v in stats1["batch_sizes"].items()}
@@ -241,6 +256,7 @@ async def bench_streams(analyzer: Any, jpegs: list[bytes], n: int, fps: float, d
             "sizes": sizes,
         },
         "face_batch_sizes": face_sizes,
+        "deepfake_faces_scored": analyzer.deepfake_scored - scored0,  # the rest reused a track's recent factors
     }
 
 
@@ -297,7 +313,8 @@ async def _bench(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any
     jpegs = [cv2.imencode(".jpg", to_640x480(f), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
     analyzer = Analyzer(cfg["model"], device=cfg["device"], precision=cfg["precision"],
                         torch_threads=cfg["threads"], max_batch=cfg["max_batch"],
-                        max_wait_ms=cfg["max_wait_ms"], queue_size=cfg["queue_size"])
+                        max_wait_ms=cfg["max_wait_ms"], queue_size=cfg["queue_size"],
+                        deepfake_interval_s=cfg["deepfake_interval_s"])
     t0 = time.perf_counter()
     await analyzer.start()
     report: dict[str, Any] = {
@@ -308,9 +325,11 @@ async def _bench(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any
         "torch_threads": cfg["threads"],
         "max_batch": cfg["max_batch"],
         "max_wait_ms": cfg["max_wait_ms"],
+        "deepfake_interval_s": cfg["deepfake_interval_s"],
         "start_s": round(time.perf_counter() - t0, 2),
         "video": str(args.video),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
         "load_avg_at_start": [round(v, 2) for v in os.getloadavg()],
     }
     try:

@@ -53,6 +53,8 @@ class TrackData:
     frames_seen: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
+    factors: dict[str, float] | None = None  # last image factors of the deepfake scorer ...
+    factors_ts: float | None = None  # ... and the stream time they were computed at
     last_estimate: DeepfakeEstimate = field(default_factory=DeepfakeEstimate)
     timeline: collections.deque[list[float | None]] = field(
         default_factory=lambda: collections.deque(maxlen=TIMELINE_MAX)

@@ -144,3 +144,24 @@ async def test_rolled_face_is_parsed_upright(analyzer: Analyzer, shared_data: Pa
                               flags=cv2.INTER_NEAREST)
     face = (expected > 0) | (rolled.label_map > 0)
     assert (expected[face] == rolled.label_map[face]).mean() > 0.8
+
+
+async def test_stream_tracks_reuse_recent_deepfake_factors(analyzer: Analyzer, shared_data: Path) -> None:
+    if analyzer.scorer is None:
+        pytest.skip("no deepfake models in models/")
+    frames = video_frames(shared_data / "videos" / "talking_heads" / "driving_d0.mp4", 6)
+    session = analyzer.open_session("video")
+    before = analyzer.deepfake_scored
+    stamps = [0.0, 0.04, 0.08, 0.2, 0.24, 0.5]  # interval 0.125 s: fresh at 0.0, 0.2 and 0.5
+    results = [await session.analyze(f, i, timestamp=t) for i, (f, t) in enumerate(zip(frames, stamps, strict=True))]
+    assert all(len(r.faces) == 1 for r in results)
+    assert analyzer.deepfake_scored - before == 3
+    # reused factors are the track's last computed ones, and every frame still carries them
+    blend = [r.faces[0].deepfake.factors.get("blend") for r in results]
+    assert blend[0] == blend[1] == blend[2] and blend[3] == blend[4]
+    assert all(b is not None for b in blend)
+    image = analyzer.open_session("image")
+    before = analyzer.deepfake_scored
+    for i in range(2):
+        await image.analyze(frames[0], i, timestamp=0.0)
+    assert analyzer.deepfake_scored - before == 2  # single images are always scored
