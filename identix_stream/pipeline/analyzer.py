@@ -28,7 +28,7 @@ from identix_stream.pipeline.session import Session, SessionKind
 log = logging.getLogger(__name__)
 
 MIN_FACE_PX = 24  # faces whose face box is smaller than this (longer side) are reported, not parsed
-DEEPFAKE_INTERVAL_S = 0.125  # streams: a track's image deepfake factors are refreshed at most this often
+DEEPFAKE_INTERVAL_S = 0.1  # streams: a track's image deepfake factors are refreshed at most this often
 
 
 @dataclass
@@ -307,7 +307,7 @@ class Analyzer:
             if job.session.kind != "image" and self.deepfake_interval_s > 0:
                 data = job.session.track_data(f.track_id)
                 age = job.timestamp - data.factors_ts if data.factors_ts is not None else None
-                if data.factors is not None and age is not None and 0.0 <= age < self.deepfake_interval_s:
+                if data.factors is not None and age is not None and 0.0 <= age < self.deepfake_interval_s - 1e-3:  # 1 ms: float frame times
                     out[k] = dict(data.factors)
                     continue
             todo.append(k)

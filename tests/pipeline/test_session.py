@@ -152,7 +152,7 @@ async def test_stream_tracks_reuse_recent_deepfake_factors(analyzer: Analyzer, s
     frames = video_frames(shared_data / "videos" / "talking_heads" / "driving_d0.mp4", 6)
     session = analyzer.open_session("video")
     before = analyzer.deepfake_scored
-    stamps = [0.0, 0.04, 0.08, 0.2, 0.24, 0.5]  # interval 0.125 s: fresh at 0.0, 0.2 and 0.5
+    stamps = [0.0, 1 / 30, 2 / 30, 3 / 30, 4 / 30, 0.5]  # interval 0.1 s: fresh at 0, 0.1 and 0.5
     results = [await session.analyze(f, i, timestamp=t) for i, (f, t) in enumerate(zip(frames, stamps, strict=True))]
     assert all(len(r.faces) == 1 for r in results)
     assert analyzer.deepfake_scored - before == 3
