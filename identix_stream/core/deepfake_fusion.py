@@ -31,10 +31,12 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 # first and dropped: the weak swap group's noise cost 0.10 AUC on gan_vs_real_val (0.805 vs 0.905,
 # a check set: see docs/deepfake.md). Weights fitted by `identix-stream train-deepfake fusion`
 # (training/fit_fusion.py) on 110 real faces (58 H.264 talking-head faces + 52 CelebAMask) vs 110
-# swaps/self-blends of them and 30 held-out StyleGAN3 faces; see docs/deepfake.md.
+# swaps/self-blends of them and 30 held-out StyleGAN3 faces; see docs/deepfake.md. The swap group
+# was refitted 2026-11-28 for the retrained blend CNN (fit AUC 0.752; blend alone 0.753). Its bias
+# is large because the CNN says ~0.3 on real video faces: a factor at 0.5 is not "no evidence".
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
-    "swap": (0.115, {"blend": 0.584, "boundary": 0.614}),
+    "swap": (0.835, {"blend": 0.549, "boundary": 0.158}),
     "synthetic": (0.208, {"gan_fingerprint": 0.363}),
 }
 # In video tracks the synthetic group's evidence *for* fake counts half: the fingerprint head fires on

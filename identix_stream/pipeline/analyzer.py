@@ -307,7 +307,8 @@ class Analyzer:
             if job.session.kind != "image" and self.deepfake_interval_s > 0:
                 data = job.session.track_data(f.track_id)
                 age = job.timestamp - data.factors_ts if data.factors_ts is not None else None
-                if data.factors is not None and age is not None and 0.0 <= age < self.deepfake_interval_s - 1e-3:  # 1 ms: float frame times
+                fresh_until = self.deepfake_interval_s - 1e-3  # 1 ms slack: frame times are floats
+                if data.factors is not None and age is not None and 0.0 <= age < fresh_until:
                     out[k] = dict(data.factors)
                     continue
             todo.append(k)
