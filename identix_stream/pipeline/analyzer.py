@@ -301,15 +301,15 @@ class Analyzer:
         out: list[dict[str, float] | None] = [None] * len(faces)
         if self.scorer is None or not faces:
             return out
+        fresh_for = self.deepfake_interval_s - 1e-3  # 1 ms slack: frame times are floats
+        tracks: dict[int, Any] = {}  # face index -> TrackData of stream faces
         todo: list[int] = []
         for k, f in enumerate(faces):
             job = jobs[f.job_index]
-            if job.session.kind != "image" and self.deepfake_interval_s > 0:
-                data = job.session.track_data(f.track_id)
-                age = job.timestamp - data.factors_ts if data.factors_ts is not None else None
-                fresh_until = self.deepfake_interval_s - 1e-3  # 1 ms slack: frame times are floats
-                if data.factors is not None and age is not None and 0.0 <= age < fresh_until:
-                    out[k] = dict(data.factors)
+            if job.session.kind != "image":
+                data = tracks[k] = job.session.track_data(f.track_id)
+                if data.factors_ts is not None and 0.0 <= job.timestamp - data.factors_ts < fresh_for:
+                    out[k] = data.factors
                     continue
             todo.append(k)
         if not todo:
@@ -322,10 +322,8 @@ class Analyzer:
         self.deepfake_scored += len(todo)
         for k, factors in zip(todo, scored, strict=True):
             out[k] = factors
-            job = jobs[faces[k].job_index]
-            if job.session.kind != "image":
-                data = job.session.track_data(faces[k].track_id)
-                data.factors, data.factors_ts = dict(factors), job.timestamp
+            if k in tracks:
+                tracks[k].factors, tracks[k].factors_ts = factors, jobs[faces[k].job_index].timestamp
         return out
 
     def _estimate(self, job: _Job, face: _Face, factors: dict[str, float] | None,
