@@ -18,6 +18,9 @@ from typing import Any
 
 from identix_stream.errors import ConfigError
 
+# parser precisions (inference/parser_runtime.py); "auto" times the CPU candidates at warm-up
+PRECISIONS = ("fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "face_parser.pt"
@@ -224,9 +227,7 @@ class Settings:
             model_path=_path(env, "IDENTIX_MODEL_PATH", DEFAULT_MODEL_PATH),
             load_models=_bool(env, "IDENTIX_LOAD_MODELS", True),
             device=_choice(env, "IDENTIX_DEVICE", "auto", ("auto", "cpu", "cuda")),
-            precision=_choice(
-                env, "IDENTIX_PRECISION", "auto", ("auto", "fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
-            ),
+            precision=_choice(env, "IDENTIX_PRECISION", "auto", ("auto", *PRECISIONS)),
             torch_threads=_int(env, "IDENTIX_TORCH_THREADS", 2, 1, 256),
             max_batch=_int(env, "IDENTIX_MAX_BATCH", 8, 1, 256),
             max_wait_ms=_float(env, "IDENTIX_MAX_WAIT_MS", 4.0, 0.0, 1000.0),

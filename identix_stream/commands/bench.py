@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from identix_stream.config import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--iterations", type=int, default=40, help="single-face end-to-end iterations")
     p.add_argument("--device", help="auto, cpu or cuda (default: IDENTIX_DEVICE)")
-    p.add_argument("--precision", help="auto, fp32, bf16 or fp16 (default: IDENTIX_PRECISION)")
+    p.add_argument("--precision", choices=("auto", *PRECISIONS), help="parser precision (default: IDENTIX_PRECISION)")
     p.add_argument("--threads", type=int, help="torch threads (default: IDENTIX_TORCH_THREADS)")
     p.add_argument("--precision-check", action="store_true",
                    help="only compare each precision's mean F1 with fp32 on real validation images")
@@ -76,12 +77,9 @@ def _settings_defaults(args: argparse.Namespace) -> dict[str, Any]:
 
 def cpu_description() -> dict[str, Any]:
     """CPU model and the instruction sets that decide which precision wins (int8 needs VNNI/AMX to pay)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return {"model": platform.processor() or "unknown", "flags": []}
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "unknown")
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    from identix_stream.inference.parser_runtime import cpu_info
+
+    model, flags = cpu_info()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     return {"model": model, "flags": [f for f in wanted if f in flags]}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from identix_stream.config import PRECISIONS
 from identix_stream.core.classes import CLASS_NAMES, F1_CLASSES, LABEL_SETS, NUM_CLASSES, OURS_TO_LFW3
 from identix_stream.core.metrics import confusion, summarize
 from identix_stream.errors import DataError, InvalidInput
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", choices=["celebamask19", "lfw3", "lapa11"], required=True, help="label set of the masks")
     p.add_argument("--crop", choices=["detect", "whole"], default="detect")
     p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
-    p.add_argument("--precision", choices=["fp32", "ort-fp32", "ort-int8", "bf16", "fp16", "auto"], default="fp32",
+    p.add_argument("--precision", choices=("auto", *PRECISIONS), default="fp32",
                    help="parser precision (fp32 is the reference; auto = what the service picks here)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs")
     p.add_argument("--json", action="store_true", help="print JSON only")

@@ -13,6 +13,7 @@ Everything here runs on the executor thread.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -26,13 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from identix_stream.config import PRECISIONS
 from identix_stream.errors import ConfigError, InvalidInput
 from identix_stream.inference.bisenet import BiSeNet
 from identix_stream.inference.model_file import ParserSpec, load_parser, outputs_to_ours
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
 INT8_SHA_KEY = "identix_source_sha256"  # metadata of <model>.int8.onnx: the .pt it was quantized from
 
 
@@ -81,14 +82,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@functools.cache
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """(CPU model name, ISA flags) from /proc/cpuinfo; ("unknown", {}) where there is none."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="ignore").splitlines()
+    except OSError:
+        return "unknown", frozenset()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown")
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    return model, frozenset(flags)
+
+
 def cpu_has_bf16() -> bool:
     """Native bf16 matmul (AVX512-BF16 or AMX); without it oneDNN emulates bf16 ~7x slower than fp32
     (measured here on an AVX2-only host: 3.7 s vs 0.54 s per face under load), so it is not tried."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_info()[1])
 
 
 def has_onnxruntime() -> bool:
