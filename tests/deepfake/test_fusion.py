@@ -73,7 +73,7 @@ def test_contributions_add_up_to_the_frame_log_odds_up_to_biases() -> None:
 def test_single_image_is_marked_and_decides_only_when_strong() -> None:
     est = single_image_estimate(FAKE_GAN)
     assert est.single_image and est.frames == 1 and est.p_fake is not None
-    assert est.state == "likely_fake" if est.p_fake >= 0.9 else est.state == "uncertain"
+    assert est.p_fake >= 0.9 and est.state == "likely_fake"  # a near-certain GAN fingerprint decides
     weak = single_image_estimate({"blend": 0.6, "gan_fingerprint": 0.6, "boundary": 0.6})
     assert weak.state == "uncertain"
     assert set(est.to_json()) >= {"p_fake", "state", "factors", "contributions", "single_image"}
