@@ -64,7 +64,8 @@ SINGLE_FAKE_AT = 0.90
 SINGLE_REAL_AT = 0.10
 
 
-def _logit(p: float) -> float:
+def factor_logit(p: float) -> float:
+    """Log-odds of a 0-1 factor, clipped to ±FACTOR_LOGIT_CLIP."""
     p = min(max(p, 1e-6), 1 - 1e-6)
     return max(-FACTOR_LOGIT_CLIP, min(FACTOR_LOGIT_CLIP, math.log(p / (1 - p))))
 
@@ -81,7 +82,7 @@ def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[floa
         for name, w in weights.items():
             p = factors.get(name)
             if p is not None and math.isfinite(p):
-                parts[name] = w * _logit(float(p))
+                parts[name] = w * factor_logit(float(p))
         if not parts:
             continue
         g = bias + sum(parts.values())
@@ -119,13 +120,20 @@ def single_image_estimate(factors: dict[str, float]) -> DeepfakeEstimate:
                             contributions=_rounded(contributions))
 
 
+EYES = (L_EYE, R_EYE)
+MOUTH_PARTS = (U_LIP, MOUTH, L_LIP)
+MIN_FACE_PIXELS = 500  # below this the part ratios say nothing
+
+
+def part_ratio(counts: np.ndarray, parts: tuple[int, ...]) -> float | None:
+    """Pixels of these classes per face pixel, from per-class counts; None for too small a face."""
+    face_px = int(counts[list(FACE_CLASSES)].sum())
+    return float(counts[list(parts)].sum()) / face_px if face_px >= MIN_FACE_PIXELS else None
+
+
 def eye_openness(crop_labels: np.ndarray) -> float | None:
     """Eye pixels per face pixel in the parser crop; None when the face is too small to tell."""
-    face = int(np.isin(crop_labels, FACE_CLASSES).sum())
-    if face < 500:
-        return None
-    eyes = int(np.count_nonzero((crop_labels == L_EYE) | (crop_labels == R_EYE)))
-    return eyes / face
+    return part_ratio(class_moments(crop_labels)[0], EYES)
 
 
 _COORDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -142,15 +150,10 @@ def class_moments(crop_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
             np.bincount(flat, ys, minlength=256))
 
 
-def parse_descriptor(crop_labels: np.ndarray) -> np.ndarray | None:
-    """Where the face parts sit and how big they are (relative to the face), as a small vector."""
-    return _descriptor(*class_moments(crop_labels))
-
-
 def _descriptor(n: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray | None:
     face = list(FACE_CLASSES)
     total = float(n[face].sum())
-    if total < 500:
+    if total < MIN_FACE_PIXELS:
         return None
     cx, cy = float(sx[face].sum()) / total, float(sy[face].sum()) / total
     scale = math.sqrt(total)
@@ -161,14 +164,6 @@ def _descriptor(n: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray | N
         else:
             out += [(sx[cls] / n[cls] - cx) / scale, (sy[cls] / n[cls] - cy) / scale, math.sqrt(n[cls]) / scale]
     return np.array(out)
-
-
-def mouth_ratio(crop_labels: np.ndarray) -> float | None:
-    """Lips + inner-mouth pixels per face pixel (moves when a person talks)."""
-    face = int(np.isin(crop_labels, FACE_CLASSES).sum())
-    if face < 500:
-        return None
-    return int(np.isin(crop_labels, (U_LIP, MOUTH, L_LIP)).sum()) / face
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +276,7 @@ class TrackEvidence:
         moments = class_moments(crop_labels)
         counts = moments[0]
         face_px = int(counts[list(FACE_CLASSES)].sum())
-        openness = float(counts[L_EYE] + counts[R_EYE]) / face_px if face_px >= 500 else None
-        mouth = float(counts[U_LIP] + counts[MOUTH] + counts[L_LIP]) / face_px if face_px >= 500 else None
+        openness, mouth = part_ratio(counts, EYES), part_ratio(counts, MOUTH_PARTS)
         self._frames.append(_Frame(t, logit, openness, ((x1 + x2) / 2, (y1 + y2) / 2), max(1.0, max(x2 - x1, y2 - y1)),
                                    face_px, mouth))
         while self._frames and self._frames[0].t < t - WINDOW_S:
@@ -295,7 +289,7 @@ class TrackEvidence:
 
         span = t - self._t0
         temporal = self._temporal(span)
-        temporal_logit = sum(_logit(p) for p in temporal.values())
+        temporal_logit = sum(factor_logit(p) for p in temporal.values())
         logits = np.array([f.logit for f in self._frames])
         window_span = self._frames[-1].t - self._frames[0].t
         evidence = min(float(len(logits)), EVIDENCE_PER_S * max(window_span, 1.0 / self._fps_hint))
@@ -308,7 +302,7 @@ class TrackEvidence:
         shown: dict[str, float | None] = {k: float(factors[k]) for k in FRAME_FACTORS if k in factors}
         shown.update(temporal)
         contrib = dict(contributions)
-        contrib.update({k: _logit(p) for k, p in temporal.items()})
+        contrib.update({k: factor_logit(p) for k, p in temporal.items()})
         if self._n < MIN_FRAMES or span < MIN_SPAN_S:
             self._estimate = DeepfakeEstimate(None, "collecting", frame_p, shown, self._n, False, _rounded(contrib))
             return self._estimate

@@ -23,7 +23,7 @@ from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
 from identix_stream.inference.batcher import Batcher
 from identix_stream.pipeline.paste import compose, crop_face, paste_face
-from identix_stream.pipeline.session import Session, SessionKind
+from identix_stream.pipeline.session import Session, SessionKind, TrackData
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ class Analyzer:
         if self.scorer is None or not faces:
             return out
         fresh_for = self.deepfake_interval_s - 1e-3  # 1 ms slack: frame times are floats
-        tracks: dict[int, Any] = {}  # face index -> TrackData of stream faces
+        tracks: dict[int, TrackData] = {}  # face index -> track state of stream faces
         todo: list[int] = []
         for k, f in enumerate(faces):
             job = jobs[f.job_index]

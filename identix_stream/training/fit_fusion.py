@@ -14,14 +14,13 @@ The check sets (gan_vs_real_val, dfdc_crops, the other half of the talking heads
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from identix_stream.core.classes import CELEBAMASK19_TO_11
+from identix_stream.core.deepfake_fusion import factor_logit
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.training.data import load_celebamask
@@ -31,11 +30,6 @@ from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images, as_cr
 from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, video_face_crops
 
 log = logging.getLogger(__name__)
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return max(-6.0, min(6.0, math.log(p / (1 - p))))
 
 
 def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -> dict[str, Any]:
@@ -79,14 +73,13 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         swap_l.append(lab)
     sg3 = [as_crop(read(p)) for p in _images(data_root / "deepfake" / "stylegan3_fake")[-N_SG3_HOLDOUT:]]
     sg3_l = parse(sg3)
-    _ = CELEBAMASK19_TO_11  # labels above are already in our classes (training.data maps them)
 
     fr = scorer.score(real_c, real_l)
     fs = scorer.score(swap_c, swap_l)
     fg = scorer.score(sg3, sg3_l)
 
     def mat(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
-        return np.array([[_logit(r.get(n, 0.5)) for n in names] for r in rows])
+        return np.array([[factor_logit(r.get(n, 0.5)) for n in names] for r in rows])
 
     swap_names = ("blend", "boundary")
     xs = np.vstack([mat(fr, swap_names), mat(fs, swap_names)])
