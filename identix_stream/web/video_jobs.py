@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import json
 import logging
 import secrets
 import shutil
@@ -113,7 +112,7 @@ class VideoJob:
         self.finished = asyncio.Event()  # analysis and annotation over (any final state)
         self._changed = asyncio.Event()
         self._last_progress = 0.0
-        self._with_labels: collections.deque[int] = collections.deque()
+        self._with_labels: collections.deque[tuple[int, str]] = collections.deque()
 
     # ------------------------------------------------------------------ messages
     @property
@@ -127,12 +126,11 @@ class VideoJob:
         if message.get("label_map") is not None:
             # Memory stays bounded on long videos: replays keep the label maps of the newest
             # REPLAY_LABEL_MAPS results only (older ones get label_map null; annotated.mp4 has them all).
-            self._with_labels.append(len(self.messages) - 1)
+            # The light copy is made now from the dict: cheaper than parsing the big string back later.
+            self._with_labels.append((len(self.messages) - 1, protocol.dumps({**message, "label_map": None})))
             if len(self._with_labels) > REPLAY_LABEL_MAPS:
-                i = self._with_labels.popleft()
-                light = json.loads(self.messages[i])
-                light["label_map"] = None
-                self.messages[i] = protocol.dumps(light)
+                i, light = self._with_labels.popleft()
+                self.messages[i] = light
         self._changed.set()
         self._changed = asyncio.Event()
 
