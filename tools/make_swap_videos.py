@@ -14,14 +14,13 @@ import argparse
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from identix_stream.inference.detector import FaceDetector
 from identix_stream.inference.parser_runtime import ParserRuntime
 from identix_stream.media.encoder import Mp4Writer
 from identix_stream.training.data import load_celebamask
-from identix_stream.training.face_swap import swap_frames
+from identix_stream.training.face_swap import donor_crop, swap_frames
 from identix_stream.training.video_crops import TALKING_HEADS_CHECK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def donors(celeb: Path, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(256 crop, labels) of the first n faces of our held-out CelebAMask split."""
-    out = []
-    for sample in load_celebamask(celeb, "val")[:n]:
-        img = cv2.resize(sample.image, (256, 256), interpolation=cv2.INTER_AREA)
-        labels = cv2.resize(sample.labels, (256, 256), interpolation=cv2.INTER_NEAREST)
-        out.append((img, labels))
-    return out
+    return [donor_crop(sample.image, sample.labels) for sample in load_celebamask(celeb, "val")[:n]]
 
 
 def main() -> None:

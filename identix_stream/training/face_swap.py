@@ -36,6 +36,12 @@ def colour_transfer(src: np.ndarray, src_mask: np.ndarray, dst: np.ndarray, dst_
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
+def donor_crop(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A whole aligned face image (e.g. CelebAMask) and its 11-class labels as a CROP-sized donor."""
+    return (cv2.resize(image, (CROP, CROP), interpolation=cv2.INTER_AREA),
+            cv2.resize(labels, (CROP, CROP), interpolation=cv2.INTER_NEAREST))
+
+
 def swap_crop(target: np.ndarray, target_labels: np.ndarray, donor: np.ndarray, donor_labels: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray] | None:
     """(swapped crop, blend alpha) for 256 crops and their labels; None if a face is missing."""

@@ -17,14 +17,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from identix_stream.core.deepfake_fusion import factor_logit
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.training.data import load_celebamask
-from identix_stream.training.face_swap import swap_crop
+from identix_stream.training.face_swap import donor_crop, swap_crop
 from identix_stream.training.sbi import crop_sample, face_region, self_blend
 from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images, as_crop, read
 from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, video_face_crops
@@ -56,8 +55,7 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         detector.close()
     vid_labels = parse(vid)
     celeb = load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")[:60]
-    donors = [(cv2.resize(s.image, (256, 256), interpolation=cv2.INTER_AREA),
-               cv2.resize(s.labels, (256, 256), interpolation=cv2.INTER_NEAREST)) for s in celeb[:8]]
+    donors = [donor_crop(s.image, s.labels) for s in celeb[:8]]
     real_c, real_l, swap_c, swap_l = list(vid), list(vid_labels), [], []
     for i, (crop, lab) in enumerate(zip(vid, vid_labels, strict=True)):
         donor, donor_lab = donors[i % len(donors)]

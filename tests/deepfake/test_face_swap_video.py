@@ -16,7 +16,7 @@ import pytest_asyncio
 from identix_stream.core.classes import CELEBAMASK19_TO_11
 from identix_stream.pipeline.analyzer import Analyzer
 from identix_stream.training.data import read_label_png
-from identix_stream.training.face_swap import swap_frames
+from identix_stream.training.face_swap import donor_crop, swap_frames
 from tests.deepfake.test_scorer import MODELS
 
 pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -70,10 +70,8 @@ async def clip(analyzer: Analyzer, shared_data: Path) -> tuple[list[np.ndarray],
     """(real frames, the same frames with the donor swapped in, their times)."""
     frames, times = clip_frames(shared_data / "videos" / "talking_heads" / f"{CLIP}.mp4")
     root = shared_data / "face_parsing" / "celebamask_mini"
-    donor = cv2.resize(np.asarray(cv2.imread(str(root / "images" / f"{DONOR}.jpg"))), (256, 256),
-                       interpolation=cv2.INTER_AREA)
-    donor_labels = cv2.resize(CELEBAMASK19_TO_11[read_label_png(root / "masks" / f"{DONOR}.png")], (256, 256),
-                              interpolation=cv2.INTER_NEAREST)
+    donor, donor_labels = donor_crop(np.asarray(cv2.imread(str(root / "images" / f"{DONOR}.jpg"))),
+                                     CELEBAMASK19_TO_11[read_label_png(root / "masks" / f"{DONOR}.png")])
     swapped = list(swap_frames(frames, donor, donor_labels, analyzer.detector, analyzer.runtime))
     return frames, swapped, times
 
