@@ -141,6 +141,8 @@ def _background(page: Any) -> str:
 
 
 def test_theme_toggle_is_remembered_and_follows_the_system(page: Any, ui_server: ServerThread) -> None:
+    from playwright.sync_api import expect
+
     page.emulate_media(color_scheme="light")
     page.goto(f"{ui_server.url}/")
     page.evaluate("() => localStorage.removeItem('identix-theme')")
@@ -152,10 +154,11 @@ def test_theme_toggle_is_remembered_and_follows_the_system(page: Any, ui_server:
 
     page.emulate_media(color_scheme="light")
     toggle = page.locator("[data-theme-toggle]")
-    assert toggle.get_attribute("aria-pressed") == "false"
+    # The media-query "change" listener runs after emulate_media returns: wait for it, bounded.
+    expect(toggle).to_have_attribute("aria-pressed", "false", timeout=5000)
     toggle.click()
     assert _background(page) == dark
-    assert toggle.get_attribute("aria-pressed") == "true"
+    expect(toggle).to_have_attribute("aria-pressed", "true", timeout=5000)
     assert page.evaluate("() => localStorage.getItem('identix-theme')") == "dark"
     page.reload()
     assert _background(page) == dark, "the choice must survive a reload"
