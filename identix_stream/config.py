@@ -20,6 +20,8 @@ from identix_stream.errors import ConfigError
 
 # parser precisions (inference/parser_runtime.py); "auto" times the CPU candidates at warm-up
 PRECISIONS = ("fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
+# Streams: a track's image deepfake factors are refreshed at most this often (seconds).
+DEEPFAKE_INTERVAL_S = 0.1
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -150,7 +152,7 @@ class Settings:
     max_batch: int = 8
     max_wait_ms: float = 4.0
     queue_size: int = 32
-    deepfake_interval_s: float = 0.1
+    deepfake_interval_s: float = DEEPFAKE_INTERVAL_S
     # access and limits
     allow_anonymous: bool = False
     max_upload_bytes: int = 200 * 1024 * 1024
@@ -232,7 +234,7 @@ class Settings:
             max_batch=_int(env, "IDENTIX_MAX_BATCH", 8, 1, 256),
             max_wait_ms=_float(env, "IDENTIX_MAX_WAIT_MS", 4.0, 0.0, 1000.0),
             queue_size=_int(env, "IDENTIX_QUEUE_SIZE", 32, 1, 10_000),
-            deepfake_interval_s=_float(env, "IDENTIX_DEEPFAKE_INTERVAL_S", 0.1, 0.0, 10.0),
+            deepfake_interval_s=_float(env, "IDENTIX_DEEPFAKE_INTERVAL_S", DEEPFAKE_INTERVAL_S, 0.0, 10.0),
             allow_anonymous=_bool(env, "IDENTIX_ALLOW_ANONYMOUS", False),
             max_upload_bytes=_int(env, "IDENTIX_MAX_UPLOAD_MB", 200, 1, 100_000) * 1024 * 1024,
             max_request_bytes=_int(env, "IDENTIX_MAX_REQUEST_KB", 1024, 1, 1_000_000) * 1024,

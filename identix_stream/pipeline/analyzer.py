@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from identix_stream.config import DEEPFAKE_INTERVAL_S
 from identix_stream.core.geometry import SERVICE_CROP_SCALE
 from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
@@ -28,7 +29,6 @@ from identix_stream.pipeline.session import Session, SessionKind, TrackData
 log = logging.getLogger(__name__)
 
 MIN_FACE_PX = 24  # faces whose face box is smaller than this (longer side) are reported, not parsed
-DEEPFAKE_INTERVAL_S = 0.1  # streams: a track's image deepfake factors are refreshed at most this often
 
 
 @dataclass
