@@ -26,9 +26,9 @@ from identix_stream.training.video_crops import TALKING_HEADS_CHECK
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def donors(celeb: Path, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(256 crop, labels) of the first n faces of our held-out CelebAMask split."""
-    return [donor_crop(sample.image, sample.labels) for sample in load_celebamask(celeb, "val")[:n]]
+def donors(celeb: Path, n: int, first: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(256 crop, labels) of n faces of our held-out CelebAMask split, from index ``first``."""
+    return [donor_crop(sample.image, sample.labels) for sample in load_celebamask(celeb, "val")[first:first + n]]
 
 
 def main() -> None:
@@ -37,10 +37,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--clips", default=",".join(TALKING_HEADS_CHECK), help="talking-head clip names")
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each swapped clip")
+    ap.add_argument("--first-donor", type=int, default=0,
+                    help="index of the first donor in the held-out split (use different donors for fit and check sets)")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "face_parser.pt")
     args = ap.parse_args()
     clips = [c for c in args.clips.split(",") if c]
-    faces = donors(args.data / "face_parsing" / "celebamask_mini", len(clips))
+    faces = donors(args.data / "face_parsing" / "celebamask_mini", len(clips), args.first_donor)
     runtime = ParserRuntime.load(args.model, "cpu", "fp32")
     detector = FaceDetector()
     args.out.mkdir(parents=True, exist_ok=True)
