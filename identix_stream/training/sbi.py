@@ -115,15 +115,39 @@ def _global_colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(np.clip(x * 255.0 + 0.5, 0, 255), dtype=np.uint8)
 
 
+def _occlude(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A flat dark or coloured band or blob over part of the face (sunglasses, a cap's brim, a hand):
+    real photos have them, self-blends of CelebAMask rarely do, and the net must not learn "occluded
+    means fake" (measured: sunglasses and caps were among the real photos it scored highest)."""
+    n = img.shape[0]
+    out = img.copy()
+    colour = tuple(int(c) for c in (rng.integers(0, 60, 3) if rng.random() < 0.6 else rng.integers(0, 256, 3)))
+    if rng.random() < 0.5:  # horizontal band (glasses, brim)
+        y = int(rng.uniform(0.15, 0.55) * n)
+        h = int(rng.uniform(0.08, 0.2) * n)
+        cv2.rectangle(out, (int(rng.uniform(0, 0.2) * n), y), (int(rng.uniform(0.8, 1.0) * n), y + h), colour, -1)
+    else:
+        centre = (int(rng.uniform(0.2, 0.8) * n), int(rng.uniform(0.2, 0.9) * n))
+        axes = (int(rng.uniform(0.08, 0.25) * n), int(rng.uniform(0.08, 0.25) * n))
+        cv2.ellipse(out, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+    return cv2.GaussianBlur(out, (0, 0), 0.7)
+
+
 def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Post-processing shared by real and fake samples: flips, down/up-scaling, JPEG, noise."""
+    """Post-processing shared by real and fake samples: flips, colour, grey, occluders, down/up-scaling,
+    JPEG, noise. Scaling reaches 1/4: small faces upscaled to the crop (DFDC crops ~70 px, blurry web
+    photos) were the real faces the net scored most fake."""
     n = img.shape[0]
     if rng.random() < 0.5:
         img = img[:, ::-1]
     if rng.random() < 0.5:
         img = _global_colour(img, rng)
-    if rng.random() < 0.4:
-        small = int(n * rng.uniform(0.45, 0.9))
+    if rng.random() < 0.08:
+        img = cv2.cvtColor(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < 0.12:
+        img = _occlude(np.ascontiguousarray(img), rng)
+    if rng.random() < 0.45:
+        small = int(n * rng.uniform(0.25, 0.9))
         img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (n, n),
                          interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.15:

@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,6 +41,8 @@ class TrainConfig:
     seed: int = 0
     parser: Path | None = None  # with a parser model, frames of the "fit" talking heads join the data
     video_share: float = 0.33  # share of each batch drawn from those video faces
+    pool_faces: int = 0  # with a parser, this many unlabelled LFW pool photos join the data (parsed)
+    init: Path | None = None  # start a new run from these blend-model weights (fine-tuning)
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -49,31 +52,54 @@ def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[
 Item = tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]
 
 
-def video_items(data_root: Path, parser: Path) -> list[Item]:
-    """Faces of the fit half of the talking heads (H.264, framed like the service), parsed by our parser."""
+def _parsed_items(crops: list[np.ndarray], runtime: Any) -> list[Item]:
+    """(crop, face mask, face box) for each crop our parser finds a face in."""
     from identix_stream.core.classes import FACE_CLASSES
     from identix_stream.core.geometry import face_box_from_labels
+
+    items: list[Item] = []
+    for k in range(0, len(crops), 8):
+        chunk = crops[k:k + 8]
+        for crop, lab in zip(chunk, runtime.parse(chunk).argmax(1).numpy().astype(np.uint8), strict=True):
+            box = face_box_from_labels(lab, FACE_CLASSES)
+            if box is not None:
+                items.append((crop, np.isin(lab, FACE_CLASSES).astype(np.uint8), box))
+    return items
+
+
+def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[list[Item], list[Item]]:
+    """Real faces our parser labels: the fit half of the talking heads (H.264, framed like the service)
+    and the first ``pool_faces`` unlabelled LFW pool photos (many more identities, cameras and
+    occluders than CelebAMask). Returns (video items, pool items)."""
+    from identix_stream.core.geometry import crop_window
     from identix_stream.inference.detector import FaceDetector
     from identix_stream.inference.parser_runtime import ParserRuntime
     from identix_stream.training.video_crops import TALKING_HEADS_FIT, video_face_crops
 
     runtime = ParserRuntime.load(parser, "cpu", "fp32")
+    spec = runtime.spec
     detector = FaceDetector()
-    items = []
+    video: list[Item] = []
+    pool: list[Item] = []
     try:
         for name in TALKING_HEADS_FIT:
             path = data_root / "videos" / "talking_heads" / f"{name}.mp4"
-            crops = video_face_crops(path, detector, every=5, limit=40,
-                                     scale=runtime.spec.crop_scale, shift_y=runtime.spec.crop_shift_y)
-            for k in range(0, len(crops), 8):
-                chunk = crops[k:k + 8]
-                for crop, lab in zip(chunk, runtime.parse(chunk).argmax(1).numpy().astype(np.uint8), strict=True):
-                    box = face_box_from_labels(lab, FACE_CLASSES)
-                    if box is not None:
-                        items.append((crop, np.isin(lab, FACE_CLASSES).astype(np.uint8), box))
+            video += _parsed_items(video_face_crops(path, detector, every=5, limit=40, scale=spec.crop_scale,
+                                                    shift_y=spec.crop_shift_y), runtime)
+        crops: list[np.ndarray] = []
+        for path in sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[:pool_faces]:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            dets = detector.detect(img)
+            if dets:
+                win = crop_window(dets[0].face_box(), spec.crop_scale, spec.crop_shift_y, dets[0].roll_deg)
+                crops.append(cv2.warpAffine(img, win.affine(256), (256, 256), flags=cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_REFLECT))
+        pool = _parsed_items(crops, runtime)
     finally:
         detector.close()
-    return items
+    return video, pool
 
 
 def make_pair(item: tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]], rng: np.random.Generator
@@ -112,11 +138,19 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     train_items = _prepare(load_celebamask(fp / "celebamask_mini", "train"))
     train_items += _prepare(load_lfw_parts(fp / "lfw_parts", "train"))
     val_x, val_y = validation_set(_prepare(load_celebamask(fp / "celebamask_mini", "val")))
-    vid_items = video_items(cfg.data_root, cfg.parser) if cfg.parser is not None else []
+    vid_items: list[Item] = []
+    if cfg.parser is not None:
+        vid_items, pool_items = parsed_real_items(cfg.data_root, cfg.parser, cfg.pool_faces)
+        train_items += pool_items
     log.info("SBI training on %d faces + %d video faces, validating on %d pairs", len(train_items), len(vid_items),
              len(val_y) // 2)
 
     model = SBINet(cfg.width)
+    if cfg.init is not None:
+        init_model, init_meta = load_sbi(cfg.init)
+        if int(init_meta.get("width", 16)) != cfg.width:
+            raise ValueError(f"--init model width {init_meta.get('width')} != {cfg.width}")
+        model.load_state_dict(init_model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     last = cfg.out_dir / "sbi_last.pt"
     elapsed, step, best = 0.0, 0, -1.0
