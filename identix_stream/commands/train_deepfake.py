@@ -16,7 +16,8 @@ def _run(args: argparse.Namespace) -> int:
 
         cfg = TrainConfig(Path(args.data), Path(args.out), minutes=args.minutes, batch=args.batch,
                           lr=args.lr, threads=args.threads, parser=Path(args.parser) if args.parser else None,
-                          pool_faces=args.pool_faces, init=Path(args.init) if args.init else None)
+                          pool_faces=args.pool_faces, init=Path(args.init) if args.init else None,
+                          cross_share=args.cross_share)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -52,5 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parser", help="parser model: adds parsed faces of the fit half of the talking heads (sbi)")
     p.add_argument("--pool-faces", type=int, default=0,
                    help="with --parser: parse this many unlabelled LFW pool photos into the training faces (sbi)")
+    p.add_argument("--cross-share", type=float, default=0.0,
+                   help="share of fakes that blend another training face in (Face X-ray style) instead of a self-blend")
     p.add_argument("--init", help="blend model file to start a new run from (sbi fine-tuning)")
     p.set_defaults(func=_run)

@@ -42,16 +42,21 @@ def donor_crop(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
             cv2.resize(labels, (CROP, CROP), interpolation=cv2.INTER_NEAREST))
 
 
+def box_to_box(src: tuple[float, float, float, float], dst: tuple[float, float, float, float]) -> np.ndarray:
+    """2x3 scale + shift that puts the centre of box ``src`` on ``dst``'s, at their mean size ratio."""
+    s = 0.5 * ((dst[2] - dst[0]) / max(src[2] - src[0], 1e-6) + (dst[3] - dst[1]) / max(src[3] - src[1], 1e-6))
+    dcx, dcy = (dst[0] + dst[2]) / 2, (dst[1] + dst[3]) / 2
+    scx, scy = (src[0] + src[2]) / 2, (src[1] + src[3]) / 2
+    return np.array([[s, 0, dcx - s * scx], [0, s, dcy - s * scy]], dtype=np.float64)
+
+
 def swap_crop(target: np.ndarray, target_labels: np.ndarray, donor: np.ndarray, donor_labels: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray] | None:
     """(swapped crop, blend alpha) for 256 crops and their labels; None if a face is missing."""
     tb, db = _box(target_labels), _box(donor_labels)
     if tb is None or db is None:
         return None
-    s = 0.5 * ((tb[2] - tb[0]) / (db[2] - db[0]) + (tb[3] - tb[1]) / (db[3] - db[1]))
-    tcx, tcy = (tb[0] + tb[2]) / 2, (tb[1] + tb[3]) / 2
-    dcx, dcy = (db[0] + db[2]) / 2, (db[1] + db[3]) / 2
-    m = np.array([[s, 0, tcx - s * dcx], [0, s, tcy - s * dcy]], dtype=np.float64)
+    m = box_to_box(db, tb)
     warped = cv2.warpAffine(donor, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     warped_face = cv2.warpAffine(np.isin(donor_labels, FACE_CLASSES).astype(np.uint8), m, (CROP, CROP),
                                  flags=cv2.INTER_NEAREST)

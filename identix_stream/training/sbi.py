@@ -103,6 +103,44 @@ def self_blend(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> n
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    ys, xs = np.nonzero(mask)
+    if xs.size < 50:
+        return None
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray | None:
+    """Another real person's face blended in (Face X-ray's "blended images", Li et al. CVPR 2020):
+    the donor crop is moved onto the target's face box, colour-matched to the target's face (Lab
+    mean/std) most of the time, given the same sharpness perturbation as a self-blend, and blended
+    through the target's deformed, feathered face mask. Self-blends teach subtle seams of the same
+    face; these teach the identity/texture change inside a seam that real swaps have. None when a
+    face region is too small."""
+    from identix_stream.training.face_swap import box_to_box, colour_transfer
+
+    tb, db = _mask_box(mask), _mask_box(donor_mask)
+    if tb is None or db is None:
+        return None
+    n = img.shape[0]
+    m = box_to_box(db, tb)
+    m[:, 2] += rng.uniform(-0.02, 0.02, 2) * n
+    src = cv2.warpAffine(donor, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    src_mask = cv2.warpAffine(donor_mask, m, (n, n), flags=cv2.INTER_NEAREST)
+    region = (mask > 0) & (src_mask > 0)
+    if region.sum() < 200:
+        return None
+    if rng.random() < 0.75:
+        src = colour_transfer(src, region, img, mask > 0)
+    else:
+        src = np.clip(_perturb_colour(src, rng), 0, 255).astype(np.uint8)
+    src = _perturb_sharpness(src.astype(np.float32), rng)
+    alpha = _deform_mask(region.astype(np.uint8), rng)[..., None]
+    out = alpha * src + (1.0 - alpha) * img.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def _global_colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Whole-image exposure / white balance / saturation change: skin tone, lighting and camera vary
     far more in the wild than in CelebAMask, and must not read as "fake" (measured: the under-trained

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, load_sbi, save_sbi, sbi_input
 from identix_stream.training.data import Sample, load_celebamask, load_lfw_parts
-from identix_stream.training.sbi import crop_sample, degrade, face_region, self_blend
+from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, self_blend
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class TrainConfig:
     video_share: float = 0.33  # share of each batch drawn from those video faces
     pool_faces: int = 0  # with a parser, this many unlabelled LFW pool photos join the data (parsed)
     init: Path | None = None  # start a new run from these blend-model weights (fine-tuning)
+    cross_share: float = 0.0  # share of fakes that blend in another training face instead of the same one
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -102,12 +103,17 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
     return video, pool
 
 
-def make_pair(item: tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]], rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """(real, fake) RGB crops of one face, each degraded independently."""
+def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake) RGB crops of one face, each degraded independently. The fake is a self-blend, or
+    with a ``donor`` face another person's face blended in (when both face regions are usable)."""
     img, mask, box = item
     crop, msk = crop_sample(img, mask, box, SBI_INPUT, rng)
-    fake = self_blend(crop, msk, rng)
+    fake = None
+    if donor is not None:
+        d_crop, d_msk = crop_sample(donor[0], donor[1], donor[2], SBI_INPUT, rng)
+        fake = cross_blend(crop, msk, d_crop, d_msk, rng)
+    if fake is None:
+        fake = self_blend(crop, msk, rng)
     real = degrade(crop, rng)
     fake = degrade(fake, rng)
     return cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB)
@@ -171,7 +177,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         xs, ys = [], []
         for _ in range(cfg.batch // 2):
             pool = vid_items if vid_items and rng.random() < cfg.video_share else train_items
-            r, f = make_pair(pool[int(rng.integers(0, len(pool)))], rng)
+            donor = train_items[int(rng.integers(0, len(train_items)))] if rng.random() < cfg.cross_share else None
+            r, f = make_pair(pool[int(rng.integers(0, len(pool)))], rng, donor)
             xs += [r, f]
             ys += [0.0, 1.0]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
