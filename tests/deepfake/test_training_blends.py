@@ -1,0 +1,87 @@
+"""Training material of the blend CNN: self-blends, cross-identity blends and the shared degradations,
+on real labelled CelebAMask faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from identix_stream.training.data import load_celebamask
+from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, self_blend
+from identix_stream.training.train_deepfake import make_pair
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def faces(shared_data: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(128 crop, binary face region) of four held-out CelebAMask faces."""
+    rng = np.random.default_rng(0)
+    out = []
+    for s in load_celebamask(shared_data / "face_parsing" / "celebamask_mini", "val")[:4]:
+        out.append(crop_sample(s.image, face_region(s.labels, s.coarse), s.face_box, SIZE, rng))
+    return out
+
+
+def _change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=2)
+
+
+@pytest.mark.parametrize("kind", ["self", "cross"])
+def test_blends_change_the_face_and_leave_the_background(faces: list[tuple[np.ndarray, np.ndarray]], kind: str
+                                                         ) -> None:
+    rng = np.random.default_rng(1)
+    inside_changes, outside_changes = [], []
+    for i, (img, mask) in enumerate(faces):
+        for _ in range(5):
+            donor, donor_mask = faces[(i + 1) % len(faces)]
+            out = self_blend(img, mask, rng) if kind == "self" else cross_blend(img, mask, donor, donor_mask, rng)
+            assert out is not None and out.shape == img.shape and out.dtype == np.uint8
+            diff = _change(out, img)
+            far = mask == 0
+            far[SIZE // 8: -SIZE // 8, SIZE // 8: -SIZE // 8] &= False  # the seam may feather past the mask
+            inside_changes.append(float(diff[mask > 0].mean()))
+            outside_changes.append(float(diff[far].mean()) if far.any() else 0.0)
+    assert np.median(inside_changes) > 3.0, inside_changes
+    assert np.median(outside_changes) < 0.25 * np.median(inside_changes), (inside_changes, outside_changes)
+
+
+def test_a_cross_blend_changes_the_face_more_than_a_self_blend(faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Another person's face inside the seam is a bigger change than a perturbed copy of the same face."""
+    rng = np.random.default_rng(2)
+    own, other = [], []
+    for i, (img, mask) in enumerate(faces):
+        donor, donor_mask = faces[(i + 2) % len(faces)]
+        for _ in range(5):
+            own.append(float(_change(self_blend(img, mask, rng), img)[mask > 0].mean()))
+            blended = cross_blend(img, mask, donor, donor_mask, rng)
+            assert blended is not None
+            other.append(float(_change(blended, img)[mask > 0].mean()))
+    assert np.median(other) > np.median(own), (own, other)
+
+
+def test_cross_blend_needs_two_faces(faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    img, mask = faces[0]
+    assert cross_blend(img, mask, img, np.zeros_like(mask), np.random.default_rng(0)) is None
+    assert cross_blend(img, np.zeros_like(mask), img, mask, np.random.default_rng(0)) is None
+
+
+def test_degradations_keep_the_crop_shape_and_type(faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    rng = np.random.default_rng(3)
+    img = faces[0][0]
+    outs = [degrade(img, rng) for _ in range(60)]  # every branch (grey, occluder, 1/4 scale) is drawn
+    assert all(o.shape == img.shape and o.dtype == np.uint8 and o.flags.c_contiguous for o in outs)
+    grey = [o for o in outs if np.array_equal(o[..., 0], o[..., 1]) and np.array_equal(o[..., 1], o[..., 2])]
+    assert grey, "the grey branch never ran in 60 draws"
+
+
+def test_pairs_are_rgb_crops_of_the_model_input_size(shared_data: Path) -> None:
+    s = load_celebamask(shared_data / "face_parsing" / "celebamask_mini", "val")[0]
+    d = load_celebamask(shared_data / "face_parsing" / "celebamask_mini", "val")[1]
+    item = (s.image, face_region(s.labels, s.coarse), s.face_box)
+    donor = (d.image, face_region(d.labels, d.coarse), d.face_box)
+    real, fake = make_pair(item, np.random.default_rng(4), donor)
+    assert real.shape == fake.shape == (SIZE, SIZE, 3) and real.dtype == fake.dtype == np.uint8
+    assert not np.array_equal(real, fake)
