@@ -1,11 +1,11 @@
 """Fit the fusion weights of core/deepfake_fusion.py (FUSION_GROUPS) on data none of the factor
 heads was trained on, group by group, and print them to paste into that module.
 
-- "swap" group (blend, boundary): real = faces of the fit half of the talking heads (H.264) and the
-  held-out CelebAMask split; fake = the same video faces with another person's face swapped in
-  (training/face_swap.py, donors from the held-out CelebAMask split, H.264 round trip), and
-  self-blends of the held-out CelebAMask faces. (That CelebAMask split also chose the blend CNN's
-  best checkpoint: mildly optimistic.)
+- "swap" group (blend, boundary): real = faces of the fit half of the talking heads (H.264, framed
+  as the service frames them: SERVICE_CROP_SCALE) and the held-out CelebAMask split; fake = the same
+  video faces with another person's face swapped in (training/face_swap.py, donors from the held-out
+  CelebAMask split, H.264 round trip), and self-blends of the held-out CelebAMask faces. (That
+  CelebAMask split also chose the blend CNN's best checkpoint: mildly optimistic.)
 - "synthetic" group (gan_fingerprint): the same reals vs the 30 StyleGAN3 faces held out of the
   spectral fit.
 The check sets (gan_vs_real_val, dfdc_crops, the other half of the talking heads) are not used.
@@ -21,14 +21,18 @@ import numpy as np
 
 from identix_stream.core.deepfake_fusion import factor_logit
 from identix_stream.core.deepfake_metrics import roc_auc
+from identix_stream.core.geometry import SERVICE_CROP_SCALE
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.training.data import load_celebamask
 from identix_stream.training.face_swap import donor_crop, swap_crop
 from identix_stream.training.sbi import crop_sample, face_region, self_blend
 from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images, as_crop, read
-from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, video_face_crops
+from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, photo_face_crops, video_face_crops
 
 log = logging.getLogger(__name__)
+
+POOL_TRAINED = 1500  # LFW pool photos the blend CNN may have trained on (train-deepfake sbi --pool-faces)
+N_FIT_PHOTOS = 60
 
 
 def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -> dict[str, Any]:
@@ -50,10 +54,15 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
     try:
         vid = [c for n in TALKING_HEADS_FIT for c in video_face_crops(
             data_root / "videos" / "talking_heads" / f"{n}.mp4", detector, every=10, limit=10,
-            scale=runtime.spec.crop_scale, shift_y=runtime.spec.crop_shift_y)]
+            scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)]
+        # unseen LFW pool photos (the blend CNN trained on the first POOL_TRAINED of them): real stills
+        # from many cameras, so the swap head is not calibrated on video and CelebAMask alone
+        pool_paths = sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[POOL_TRAINED:][:N_FIT_PHOTOS]
+        photos = photo_face_crops(pool_paths, detector, scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
     finally:
         detector.close()
     vid_labels = parse(vid)
+    photo_labels = parse(photos)
     celeb = load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")[:60]
     donors = [donor_crop(s.image, s.labels) for s in celeb[:8]]
     real_c, real_l, swap_c, swap_l = list(vid), list(vid_labels), [], []
@@ -63,6 +72,11 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         if swapped is not None:
             swap_c.append(h264_roundtrip(swapped[0], int(rng.integers(18, 28))))
             swap_l.append(lab)
+    for crop, lab in zip(photos, photo_labels, strict=True):
+        real_c.append(crop)
+        real_l.append(lab)
+        swap_c.append(self_blend(crop, face_region(lab, False), rng))
+        swap_l.append(lab)
     for s in celeb[8:]:
         crop, lab = crop_sample(s.image, s.labels, s.face_box, 256, rng)
         real_c.append(crop)
@@ -79,10 +93,14 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
     def mat(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
         return np.array([[factor_logit(r.get(n, 0.5)) for n in names] for r in rows])
 
-    swap_names = ("blend", "boundary")
-    xs = np.vstack([mat(fr, swap_names), mat(fs, swap_names)])
+    swap_names: tuple[str, ...] = ("blend", "boundary")
     ys = np.r_[np.zeros(len(fr)), np.ones(len(fs))]
-    swap_head = fit_logistic(xs, ys, l2=1.0)
+    while True:  # every factor is evidence *for* fake: one fitted against it (collinear) is dropped
+        xs = np.vstack([mat(fr, swap_names), mat(fs, swap_names)])
+        swap_head = fit_logistic(xs, ys, l2=1.0)
+        if len(swap_names) == 1 or (swap_head.weights > 0).all():
+            break
+        swap_names = tuple(n for n, w in zip(swap_names, swap_head.weights, strict=True) if w > 0)
     syn_names = ("gan_fingerprint",)
     xg = np.vstack([mat(fr, syn_names), mat(fg, syn_names)])
     yg = np.r_[np.zeros(len(fr)), np.ones(len(fg))]
@@ -94,13 +112,30 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         bias = head.bias - float((head.mean * w).sum())
         return round(bias, 3), {n: round(float(v), 3) for n, v in zip(names, w, strict=True)}
 
-    groups = {"swap": raw(swap_head, swap_names), "synthetic": raw(syn_head, syn_names)}
+    swap_bias, swap_weights = raw(swap_head, swap_names)
+    swap_weights.update({n: 0.0 for n in ("blend", "boundary") if n not in swap_names})  # dropped: reported, weight 0
+    groups = {"swap": (swap_bias, swap_weights), "synthetic": raw(syn_head, syn_names)}
+    # How the two groups' log-odds combine, on all fit reals vs all fit fakes (swaps and SG3 faces):
+    # "sum" adds them (a strong "not synthetic" then cancels swap evidence); "mixture" treats fake as
+    # swap OR synthetic with equal priors: odds = (odds_swap + odds_synthetic) / 2.
+    all_rows = {"real": fr, "swap": fs, "sg3": fg}
+    group_logits = {k: (swap_head.logit(mat(v, swap_names)), syn_head.logit(mat(v, syn_names)))
+                    for k, v in all_rows.items()}
+    rules = {"sum": lambda a, b: a + b, "mixture": lambda a, b: np.logaddexp(a, b) - np.log(2.0)}
+    combined = {rule: {k: f(*group_logits[k]) for k in all_rows} for rule, f in rules.items()}
+    rule_report = {
+        rule: {"auc_real_vs_all_fakes": round(roc_auc(c["real"], np.r_[c["swap"], c["sg3"]]), 4),
+               "auc_real_vs_swap": round(roc_auc(c["real"], c["swap"]), 4),
+               "auc_real_vs_sg3": round(roc_auc(c["real"], c["sg3"]), 4),
+               "median_logit": {k: round(float(np.median(v)), 3) for k, v in c.items()}}
+        for rule, c in combined.items()}
     report = {
         "groups": groups,
-        "counts": {"real": len(fr), "real_video": len(vid), "swap": len(fs), "sg3": len(fg)},
+        "counts": {"real": len(fr), "real_video": len(vid), "real_photo": len(photos), "swap": len(fs), "sg3": len(fg)},
         "auc_swap_fit": round(roc_auc(swap_head.logit(xs[ys == 0]), swap_head.logit(xs[ys == 1])), 4),
         "auc_synthetic_fit": round(roc_auc(syn_head.logit(xg[yg == 0]), syn_head.logit(xg[yg == 1])), 4),
         "factor_auc_swap": {n: round(roc_auc(xs[ys == 0, i], xs[ys == 1, i]), 4) for i, n in enumerate(swap_names)},
+        "group_rules": rule_report,
     }
     log.info("fusion fit: %s", report)
     return report

@@ -72,10 +72,9 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
     """Real faces our parser labels: the fit half of the talking heads (H.264, framed like the service)
     and the first ``pool_faces`` unlabelled LFW pool photos (many more identities, cameras and
     occluders than CelebAMask). Returns (video items, pool items)."""
-    from identix_stream.core.geometry import crop_window
     from identix_stream.inference.detector import FaceDetector
     from identix_stream.inference.parser_runtime import ParserRuntime
-    from identix_stream.training.video_crops import TALKING_HEADS_FIT, video_face_crops
+    from identix_stream.training.video_crops import TALKING_HEADS_FIT, photo_face_crops, video_face_crops
 
     runtime = ParserRuntime.load(parser, "cpu", "fp32")
     spec = runtime.spec
@@ -87,16 +86,8 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
             path = data_root / "videos" / "talking_heads" / f"{name}.mp4"
             video += _parsed_items(video_face_crops(path, detector, every=5, limit=40, scale=spec.crop_scale,
                                                     shift_y=spec.crop_shift_y), runtime)
-        crops: list[np.ndarray] = []
-        for path in sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[:pool_faces]:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                continue
-            dets = detector.detect(img)
-            if dets:
-                win = crop_window(dets[0].face_box(), spec.crop_scale, spec.crop_shift_y, dets[0].roll_deg)
-                crops.append(cv2.warpAffine(img, win.affine(256), (256, 256), flags=cv2.INTER_LINEAR,
-                                            borderMode=cv2.BORDER_REFLECT))
+        crops = photo_face_crops(sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[:pool_faces], detector,
+                                 scale=spec.crop_scale, shift_y=spec.crop_shift_y)
         pool = _parsed_items(crops, runtime)
     finally:
         detector.close()

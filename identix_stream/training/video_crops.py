@@ -1,4 +1,4 @@
-"""Real face crops from videos, framed exactly like the service frames them (detector face box ->
+"""Real face crops from videos and photos, framed exactly like the service frames them (detector face box ->
 crop_window with the parser's scale/shift and the eye-line roll), and an H.264 round trip for stills
 so models see the codec traces that every video face carries."""
 
@@ -56,4 +56,20 @@ def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20
             crops.append(cv2.warpAffine(img, win.affine(size), (size, size), flags=cv2.INTER_LINEAR))
             if len(crops) >= limit:
                 break
+    return crops
+
+
+def photo_face_crops(paths: list[Path], detector: Any, size: int = 256, scale: float = CROP_SCALE,
+                     shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
+    """A crop of the most confident face of each photo (photos without a face are skipped)."""
+    crops: list[np.ndarray] = []
+    for path in paths:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        dets = detector.detect(img)
+        if dets:
+            win = crop_window(dets[0].face_box(), scale, shift_y, dets[0].roll_deg)
+            crops.append(cv2.warpAffine(img, win.affine(size), (size, size), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REFLECT))
     return crops
