@@ -26,18 +26,19 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 
 # Frame factors from inference/deepfake_scorer.py, grouped by the kind of fake they detect: face
 # swaps (blend seams, boundary statistics) and fully synthetic faces (generator fingerprints). Each
-# group's weights were fitted on its own kind of fake; the frame log-odds is the sum of all weighted
-# factor log-odds and biases (a logistic fusion). A "most fake-looking group wins" rule was tried
-# first and dropped: the weak swap group's noise cost 0.10 AUC on gan_vs_real_val (0.805 vs 0.905,
-# a check set: see docs/deepfake.md). Weights fitted by `identix-stream train-deepfake fusion`
-# (training/fit_fusion.py) on 110 real faces (58 H.264 talking-head faces + 52 CelebAMask) vs 110
-# swaps/self-blends of them and 30 held-out StyleGAN3 faces; see docs/deepfake.md. The swap group
-# was refitted 2026-11-28 for the retrained blend CNN (fit AUC 0.752; blend alone 0.753). Its bias
-# is large because the CNN says ~0.3 on real video faces: a factor at 0.5 is not "no evidence".
+# group is a logistic head fitted on its own kind of fake vs the same reals (``FUSION_GROUPS``:
+# bias and weights on the factors' log-odds). A fake is a swap *or* a synthetic face, so the groups
+# combine as a mixture with equal priors: frame odds = (odds_swap + odds_synthetic) / 2. Adding the
+# groups' log-odds instead (the first rule) let a confident "not synthetic" cancel swap evidence:
+# on the fusion's fit data the mixture ranks reals vs all fakes at 0.838 vs 0.813 for the sum, and
+# puts reals and fakes symmetrically around 0 (medians -0.69 / +0.70 vs -1.76 / +0.54); see
+# docs/deepfake.md. Weights fitted by `identix-stream train-deepfake fusion` (training/fit_fusion.py)
+# on 110 real faces (58 H.264 talking-head faces + 52 CelebAMask) vs 110 swaps/self-blends of them
+# and 30 held-out StyleGAN3 faces.
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
-    "swap": (0.835, {"blend": 0.549, "boundary": 0.158}),
-    "synthetic": (0.208, {"gan_fingerprint": 0.363}),
+    "swap": (1.005, {"blend": 0.763, "boundary": 0.0}),
+    "synthetic": (0.39, {"gan_fingerprint": 0.448}),
 }
 # In video tracks the synthetic group's evidence *for* fake counts half: the fingerprint head fires on
 # the H.264 faces of 2 of the 6 held-out real talking-head clips (measured), and no GAN video set
@@ -75,7 +76,7 @@ def _sigmoid(x: float) -> float:
 
 
 def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[float, dict[str, float]]:
-    """(clipped frame log-odds, each factor's additive contribution). Unknown keys are ignored."""
+    """(clipped frame log-odds, each factor's contribution). Unknown keys are ignored."""
     groups: list[tuple[float, dict[str, float]]] = []
     for group, (bias, weights) in FUSION_GROUPS.items():
         parts: dict[str, float] = {}
@@ -93,8 +94,13 @@ def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[floa
         groups.append((g, parts))
     if not groups:
         return 0.0, {}
-    total = sum(g for g, _ in groups)
-    contributions = {name: c for _, parts in groups for name, c in parts.items()}
+    logits = np.array([g for g, _ in groups])
+    total = float(np.logaddexp.reduce(logits) - math.log(len(groups)))
+    # each factor's contribution is its additive part scaled by its group's share of the mixture
+    share = np.exp(logits - logits.max())
+    share /= share.sum()
+    contributions = {name: float(r) * c for r, (_, parts) in zip(share, groups, strict=True)
+                     for name, c in parts.items()}
     return max(-FRAME_LOGIT_CLIP, min(FRAME_LOGIT_CLIP, total)), contributions
 
 
