@@ -30,11 +30,12 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 # bias and weights on the factors' log-odds). A fake is a swap *or* a synthetic face, so the groups
 # combine as a mixture with equal priors: frame odds = (odds_swap + odds_synthetic) / 2. Adding the
 # groups' log-odds instead (the first rule) let a confident "not synthetic" cancel swap evidence:
-# on the fusion's fit data the mixture ranks reals vs all fakes at 0.838 vs 0.813 for the sum, and
-# puts reals and fakes symmetrically around 0 (medians -0.69 / +0.70 vs -1.76 / +0.54); see
-# docs/deepfake.md. Weights fitted by `identix-stream train-deepfake fusion` (training/fit_fusion.py)
-# on 110 real faces (58 H.264 talking-head faces + 52 CelebAMask) vs 110 swaps/self-blends of them
-# and 30 held-out StyleGAN3 faces.
+# on the fusion's fit data the mixture ranks reals vs all fakes at 0.887 vs 0.871 for the sum, and
+# puts reals and fakes around 0 (medians -0.96 / +1.58 for swaps) where the sum put them at -2.54 /
+# +1.24; see docs/deepfake.md. Weights fitted by `identix-stream train-deepfake fusion`
+# (training/fit_fusion.py) on 170 real faces (58 H.264 talking-head faces, 60 unseen LFW photos, 52
+# CelebAMask) vs 170 swaps/self-blends of them and 30 held-out StyleGAN3 faces. The boundary factor
+# came out against "fake" next to the blend CNN (collinear), so it is reported but weighs 0.
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
     "swap": (1.005, {"blend": 0.763, "boundary": 0.0}),
