@@ -1,9 +1,10 @@
 """Fusing deepfake factors into a calibrated per-frame probability and a running per-track verdict.
 
 Pure (numpy + stdlib). Per frame, each factor from the scorer is a calibrated probability (its own
-head was fitted with equal class priors); the frame log-odds is a weighted sum of the factors'
-log-odds (``FUSION_WEIGHTS``, fitted by ``training/fit_fusion.py``, see docs/deepfake.md for the
-data). Each factor's share of that sum is reported as its contribution.
+head was fitted with equal class priors); each group of factors (swap, synthetic) gives log-odds as
+a weighted sum of its factors' log-odds (``FUSION_GROUPS``, fitted by ``training/fit_fusion.py``, see
+docs/deepfake.md for the data), and the frame is their swap-or-synthetic mixture. Each factor's
+weighted log-odds, times its group's share of the mixture, is reported as its contribution.
 
 Per track, ``TrackEvidence`` adds temporal factors (blinks from the eye-class pixels, sudden
 appearance jumps of the parse, box/mask jitter) and keeps a running confidence: the mean frame
