@@ -62,7 +62,7 @@ def score_images(paths: list[Path], model: Path, models_dir: Path, device: str) 
             chunk.append(p)
         if not crops:
             continue
-        labels = [a.astype(np.uint8) for a in runtime.parse(crops).argmax(1).numpy()]
+        labels = runtime.labels(crops)
         for p, factors in zip(chunk, scorer.score(crops, labels), strict=True):
             est = single_image_estimate(factors)
             items.append({"file": p.name, "p_fake": est.p_fake, "state": est.state, "factors": factors})

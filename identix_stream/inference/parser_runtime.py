@@ -223,6 +223,13 @@ class ParserRuntime:
         scores = outputs_to_ours(logits.float(), self.spec)
         return scores.softmax(1).to("cpu", torch.float32).contiguous()
 
+    def labels(self, crops_bgr: Sequence[np.ndarray], batch: int = 8) -> list[np.ndarray]:
+        """Label maps (uint8, S x S) of the crops, parsed ``batch`` at a time (offline tools and training)."""
+        out: list[np.ndarray] = []
+        for k in range(0, len(crops_bgr), batch):
+            out += list(self.parse(crops_bgr[k:k + batch]).argmax(1).numpy().astype(np.uint8))
+        return out
+
     def time_precision(self, precision: str, batch: int = 1, iters: int = 3) -> float:
         """Median ms per face for one precision on random crops (used to pick the fastest)."""
         old = self.precision

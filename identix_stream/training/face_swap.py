@@ -87,7 +87,7 @@ def swap_frames(frames: Iterable[np.ndarray], donor: np.ndarray, donor_labels: n
         window = crop_window(det.face_box(), runtime.spec.crop_scale, runtime.spec.crop_shift_y, det.roll_deg)
         m = window.affine(CROP)
         crop = cv2.warpAffine(frame, m, (CROP, CROP), flags=cv2.INTER_LINEAR)
-        labels = runtime.parse([crop]).argmax(1)[0].numpy().astype(np.uint8)
+        labels = runtime.labels([crop])[0]
         swapped = swap_crop(crop, labels, donor, donor_labels)
         if swapped is None:
             yield frame

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from identix_stream.core.deepfake_fusion import factor_logit
+from identix_stream.core.deepfake_fusion import factor_logit, mixture_log_odds
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.core.geometry import SERVICE_CROP_SCALE
 from identix_stream.core.logistic import fit_logistic
@@ -31,6 +31,7 @@ from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtri
 
 log = logging.getLogger(__name__)
 
+SWAP_FACTORS = ("blend", "boundary")
 POOL_TRAINED = 1500  # LFW pool photos the blend CNN may have trained on (train-deepfake sbi --pool-faces)
 N_FIT_PHOTOS = 60
 
@@ -44,12 +45,6 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
     runtime = ParserRuntime.load(parser, "cpu", "fp32")
     scorer = DeepfakeScorer.load(models_dir, "cpu")
 
-    def parse(crops: list[np.ndarray]) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        for k in range(0, len(crops), 8):
-            out += [a.astype(np.uint8) for a in runtime.parse(crops[k:k + 8]).argmax(1).numpy()]
-        return out
-
     detector = FaceDetector()
     try:
         vid = [c for n in TALKING_HEADS_FIT for c in video_face_crops(
@@ -61,8 +56,8 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         photos = photo_face_crops(pool_paths, detector, scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
     finally:
         detector.close()
-    vid_labels = parse(vid)
-    photo_labels = parse(photos)
+    vid_labels = runtime.labels(vid)
+    photo_labels = runtime.labels(photos)
     celeb = load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")[:60]
     donors = [donor_crop(s.image, s.labels) for s in celeb[:8]]
     real_c, real_l, swap_c, swap_l = list(vid), list(vid_labels), [], []
@@ -84,7 +79,7 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         swap_c.append(self_blend(crop, face_region(lab, False), rng))
         swap_l.append(lab)
     sg3 = [as_crop(read(p)) for p in _images(data_root / "deepfake" / "stylegan3_fake")[-N_SG3_HOLDOUT:]]
-    sg3_l = parse(sg3)
+    sg3_l = runtime.labels(sg3)
 
     fr = scorer.score(real_c, real_l)
     fs = scorer.score(swap_c, swap_l)
@@ -93,7 +88,7 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
     def mat(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
         return np.array([[factor_logit(r.get(n, 0.5)) for n in names] for r in rows])
 
-    swap_names: tuple[str, ...] = ("blend", "boundary")
+    swap_names: tuple[str, ...] = SWAP_FACTORS
     ys = np.r_[np.zeros(len(fr)), np.ones(len(fs))]
     while True:  # every factor is evidence *for* fake: one fitted against it (collinear) is dropped
         xs = np.vstack([mat(fr, swap_names), mat(fs, swap_names)])
@@ -113,7 +108,7 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         return round(bias, 3), {n: round(float(v), 3) for n, v in zip(names, w, strict=True)}
 
     swap_bias, swap_weights = raw(swap_head, swap_names)
-    swap_weights.update({n: 0.0 for n in ("blend", "boundary") if n not in swap_names})  # dropped: reported, weight 0
+    swap_weights.update({n: 0.0 for n in SWAP_FACTORS if n not in swap_names})  # dropped: reported, weight 0
     groups = {"swap": (swap_bias, swap_weights), "synthetic": raw(syn_head, syn_names)}
     # How the two groups' log-odds combine, on all fit reals vs all fit fakes (swaps and SG3 faces):
     # "sum" adds them (a strong "not synthetic" then cancels swap evidence); "mixture" treats fake as
@@ -121,7 +116,7 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
     all_rows = {"real": fr, "swap": fs, "sg3": fg}
     group_logits = {k: (swap_head.logit(mat(v, swap_names)), syn_head.logit(mat(v, syn_names)))
                     for k, v in all_rows.items()}
-    rules = {"sum": lambda a, b: a + b, "mixture": lambda a, b: np.logaddexp(a, b) - np.log(2.0)}
+    rules = {"sum": lambda a, b: a + b, "mixture": lambda a, b: mixture_log_odds(np.stack([a, b]))}
     combined = {rule: {k: f(*group_logits[k]) for k in all_rows} for rule, f in rules.items()}
     rule_report = {
         rule: {"auc_real_vs_all_fakes": round(roc_auc(c["real"], np.r_[c["swap"], c["sg3"]]), 4),

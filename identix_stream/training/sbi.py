@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from identix_stream.core.classes import FACE_CLASSES, IGNORE_INDEX, LFW3_FACE
-from identix_stream.core.geometry import crop_window
+from identix_stream.core.geometry import crop_window, face_box_from_labels
 
 
 def face_region(labels: np.ndarray, coarse: bool) -> np.ndarray:
@@ -103,13 +103,6 @@ def self_blend(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> n
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
-    ys, xs = np.nonzero(mask)
-    if xs.size < 50:
-        return None
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-
-
 def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray | None:
     """Another real person's face blended in (Face X-ray's "blended images", Li et al. CVPR 2020):
@@ -120,7 +113,7 @@ def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask
     face region is too small."""
     from identix_stream.training.face_swap import box_to_box, colour_transfer
 
-    tb, db = _mask_box(mask), _mask_box(donor_mask)
+    tb, db = face_box_from_labels(mask, (1,)), face_box_from_labels(donor_mask, (1,))
     if tb is None or db is None:
         return None
     n = img.shape[0]

@@ -59,12 +59,10 @@ def _parsed_items(crops: list[np.ndarray], runtime: Any) -> list[Item]:
     from identix_stream.core.geometry import face_box_from_labels
 
     items: list[Item] = []
-    for k in range(0, len(crops), 8):
-        chunk = crops[k:k + 8]
-        for crop, lab in zip(chunk, runtime.parse(chunk).argmax(1).numpy().astype(np.uint8), strict=True):
-            box = face_box_from_labels(lab, FACE_CLASSES)
-            if box is not None:
-                items.append((crop, np.isin(lab, FACE_CLASSES).astype(np.uint8), box))
+    for crop, lab in zip(crops, runtime.labels(crops), strict=True):
+        box = face_box_from_labels(lab, FACE_CLASSES)
+        if box is not None:
+            items.append((crop, np.isin(lab, FACE_CLASSES).astype(np.uint8), box))
     return items
 
 
