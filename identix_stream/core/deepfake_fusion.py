@@ -33,14 +33,14 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 # groups' log-odds instead (the first rule) let a confident "not synthetic" cancel swap evidence:
 # on the fusion's fit data the mixture ranks reals vs all fakes at 0.887 vs 0.871 for the sum, and
 # puts reals and fakes around 0 (medians -0.96 / +1.58 for swaps) where the sum put them at -2.54 /
-# +1.24; see docs/deepfake.md. Weights fitted by `identix-stream train-deepfake fusion`
+# +1.26; see docs/deepfake.md. Weights fitted by `identix-stream train-deepfake fusion`
 # (training/fit_fusion.py) on 170 real faces (58 H.264 talking-head faces, 60 unseen LFW photos, 52
 # CelebAMask) vs 170 swaps/self-blends of them and 30 held-out StyleGAN3 faces. The boundary factor
 # came out against "fake" next to the blend CNN (collinear), so it is reported but weighs 0.
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
-    "swap": (1.005, {"blend": 0.763, "boundary": 0.0}),
-    "synthetic": (0.39, {"gan_fingerprint": 0.448}),
+    "swap": (0.999, {"blend": 0.76, "boundary": 0.0}),
+    "synthetic": (0.392, {"gan_fingerprint": 0.448}),
 }
 # In video tracks the synthetic group's evidence *for* fake counts half: the fingerprint head fires on
 # the H.264 faces of 2 of the 6 held-out real talking-head clips (measured), and no GAN video set
@@ -77,6 +77,12 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
 
 
+def mixture_log_odds(group_logits: np.ndarray) -> np.ndarray:
+    """Log-odds of "fake of one of these kinds" with equal priors over the kinds (axis 0):
+    odds = mean of the kinds' odds."""
+    return np.asarray(np.logaddexp.reduce(group_logits, axis=0) - math.log(len(group_logits)))
+
+
 def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[float, dict[str, float]]:
     """(clipped frame log-odds, each factor's contribution). Unknown keys are ignored."""
     groups: list[tuple[float, dict[str, float]]] = []
@@ -97,7 +103,7 @@ def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[floa
     if not groups:
         return 0.0, {}
     logits = np.array([g for g, _ in groups])
-    total = float(np.logaddexp.reduce(logits) - math.log(len(groups)))
+    total = float(mixture_log_odds(logits))
     # each factor's contribution is its additive part scaled by its group's share of the mixture
     share = np.exp(logits - logits.max())
     share /= share.sum()

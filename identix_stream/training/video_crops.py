@@ -40,6 +40,13 @@ def h264_roundtrip(img: np.ndarray, crf: int) -> np.ndarray:
     raise ValueError("libx264 round trip produced no frame")
 
 
+def service_crop(img: np.ndarray, det: Any, size: int, scale: float, shift_y: float) -> np.ndarray:
+    """The crop the service takes of one detection (pipeline/paste.crop_face: rotated, black outside)."""
+    from identix_stream.pipeline.paste import crop_face
+
+    return crop_face(img, crop_window(det.face_box(), scale, shift_y, det.roll_deg), size)[0]
+
+
 def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20, size: int = 256,
                      scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
     """Crops of the most confident face of every ``every``-th frame, at most ``limit``."""
@@ -52,8 +59,7 @@ def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20
             dets = detector.detect(img)
             if not dets:
                 continue
-            win = crop_window(dets[0].face_box(), scale, shift_y, dets[0].roll_deg)
-            crops.append(cv2.warpAffine(img, win.affine(size), (size, size), flags=cv2.INTER_LINEAR))
+            crops.append(service_crop(img, dets[0], size, scale, shift_y))
             if len(crops) >= limit:
                 break
     return crops
@@ -69,7 +75,5 @@ def photo_face_crops(paths: list[Path], detector: Any, size: int = 256, scale: f
             continue
         dets = detector.detect(img)
         if dets:
-            win = crop_window(dets[0].face_box(), scale, shift_y, dets[0].roll_deg)
-            crops.append(cv2.warpAffine(img, win.affine(size), (size, size), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REFLECT))
+            crops.append(service_crop(img, dets[0], size, scale, shift_y))
     return crops
