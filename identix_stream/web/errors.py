@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from identix_stream.errors import IdentixError, RateLimited
@@ -47,12 +48,42 @@ def identix_error_response(exc: IdentixError) -> Response:
     return error_response(exc.code, exc.message, exc.status, headers)
 
 
+# An error can be decided before the client has finished sending its body (an upload over the cap,
+# a video refused on its first bytes). Closing a socket with unread bytes makes the kernel send a
+# reset, which can destroy the error response before the client reads it; so the rest of the body
+# is read and dropped first, within these bounds (past them the connection is closed anyway).
+DRAIN_MAX_BYTES = 32 * 1024 * 1024
+DRAIN_MAX_SECONDS = 10.0
+
+
+async def drain_request_body(max_bytes: int = DRAIN_MAX_BYTES, max_seconds: float = DRAIN_MAX_SECONDS) -> bool:
+    """Read and discard what is left of the request body; False if the bounds cut it short."""
+    if not has_request_context():
+        return True
+    drained = 0
+    try:
+        async with asyncio.timeout(max_seconds):
+            async for chunk in request.body:
+                drained += len(chunk)
+                if drained > max_bytes:
+                    return False
+    except (TimeoutError, HTTPException):  # too slow, or Quart's own body limit already tripped
+        return False
+    return True
+
+
+async def _finish_body(response: Response) -> Response:
+    if not await drain_request_body():
+        response.headers["Connection"] = "close"
+    return response
+
+
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(IdentixError)
     async def _identix(exc: IdentixError) -> Response:
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return identix_error_response(exc)
+        return await _finish_body(identix_error_response(exc))
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException) -> Any:
@@ -63,7 +94,7 @@ def register_error_handlers(app: Quart) -> None:
         allowed = getattr(exc, "valid_methods", None)
         if status == 405 and allowed:
             response.headers["Allow"] = ", ".join(allowed)
-        return response
+        return await _finish_body(response)
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> Response:
