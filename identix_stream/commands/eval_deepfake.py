@@ -1,10 +1,12 @@
 """``identix-stream eval-deepfake --real DIR --fake DIR [--json]``: measure the deepfake evidence.
 
-Images are face crops: the whole image is taken as the parser crop (resized to 256), parsed, scored
-and fused as one-frame evidence. Videos go through the service's own pipeline (Analyzer: detect,
-track, parse, score, running evidence) and each person (track) is scored over the whole clip (or its
-first ``--max-seconds``) by its final running p_fake; persons seen in fewer than ``--min-frames``
-frames are skipped. Prints AUC, EER, accuracy at p_fake >= 0.5, counts, final states, per-factor AUCs.
+Everything goes through the service's own pipeline (Analyzer). An image gets the service's
+single-image answer (detect, crop, parse, score, one-frame evidence) for its most confident face; an
+image where no face is found is scored as one whole-image crop (marked ``face_detected: false``).
+Videos run the stream path (detect, track, parse, score, running evidence) and each person (track)
+is scored over the whole clip (or its first ``--max-seconds``) by its final running p_fake; persons
+seen in fewer than ``--min-frames`` frames are skipped. Prints AUC, EER, accuracy at p_fake >= 0.5,
+counts, final states, per-factor AUCs.
 """
 
 from __future__ import annotations
@@ -39,34 +41,36 @@ def _files(folder: Path) -> list[Path]:
     return files
 
 
-def score_images(paths: list[Path], model: Path, models_dir: Path, device: str) -> list[dict[str, Any]]:
-    """One item per image: p_fake of the one-frame estimate and its factors."""
+async def _score_image(analyzer: Any, path: Path) -> dict[str, Any] | None:
+    """The service's single-image answer for the file's most confident face. A file where the
+    detector finds no face (a very tight crop) is scored as one whole-image crop instead, marked
+    ``"face_detected": false``."""
     import cv2
 
     from identix_stream.core.deepfake_fusion import single_image_estimate
-    from identix_stream.inference.deepfake_scorer import DeepfakeScorer
-    from identix_stream.inference.parser_runtime import ParserRuntime
 
-    runtime = ParserRuntime.load(model, device, "fp32")
-    scorer = DeepfakeScorer.load(models_dir, runtime.device)
-    items: list[dict[str, Any]] = []
-    for k in range(0, len(paths), 8):
-        chunk, crops = [], []
-        for p in paths[k:k + 8]:
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is None:
-                log.warning("skipping %s: not a decodable image", p)
-                continue
-            interp = cv2.INTER_AREA if min(img.shape[:2]) > CROP else cv2.INTER_LINEAR
-            crops.append(cv2.resize(img, (CROP, CROP), interpolation=interp))
-            chunk.append(p)
-        if not crops:
-            continue
-        labels = runtime.labels(crops)
-        for p, factors in zip(chunk, scorer.score(crops, labels), strict=True):
-            est = single_image_estimate(factors)
-            items.append({"file": p.name, "p_fake": est.p_fake, "state": est.state, "factors": factors})
-    return items
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        log.warning("skipping %s: not a decodable image", path)
+        return None
+    session = analyzer.open_session("image")
+    try:
+        result = await session.analyze(img, 0)
+    finally:
+        session.close()
+    faces = [f for f in result.faces if f.deepfake.p_fake is not None]
+    if faces:
+        est = max(faces, key=lambda f: f.score).deepfake
+        return {"file": path.name, "p_fake": est.p_fake, "state": est.state, "factors": dict(est.factors),
+                "faces": len(faces), "face_detected": True}
+    h, w = img.shape[:2]
+    interp = cv2.INTER_AREA if min(h, w) > CROP else cv2.INTER_LINEAR
+    crop = cv2.resize(img, (CROP, CROP), interpolation=interp)
+    labels = analyzer.runtime.labels([crop])
+    factors = analyzer.scorer.score([crop], labels, [(img, (w / 2, h / 2))])[0]
+    whole = single_image_estimate(factors)
+    return {"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": factors,
+            "faces": 0, "face_detected": False}
 
 
 async def _score_video(
@@ -110,8 +114,9 @@ async def _score_video(
     return items
 
 
-def score_videos(paths: list[Path], model: Path, models_dir: Path, device: str, threads: int, stride: int,
-                 min_frames: int, max_seconds: float | None = None) -> list[dict[str, Any]]:
+def score_files(images: list[Path], videos: list[Path], model: Path, models_dir: Path, device: str, threads: int,
+                stride: int, min_frames: int, max_seconds: float | None = None) -> list[dict[str, Any]]:
+    """Items for images (one per file) and videos (one per person), all through one Analyzer."""
     from identix_stream.pipeline.analyzer import Analyzer
 
     settings = offline_settings()
@@ -124,7 +129,15 @@ def score_videos(paths: list[Path], model: Path, models_dir: Path, device: str, 
             raise DataError(f"the deepfake models in {models_dir} could not be loaded")
         out: list[dict[str, Any]] = []
         try:
-            for p in paths:
+            for p in images:
+                try:
+                    item = await _score_image(analyzer, p)
+                except InvalidInput as exc:
+                    log.warning("skipping %s: %s", p, exc.message)
+                    continue
+                if item is not None:
+                    out.append(item)
+            for p in videos:
                 try:
                     out += await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames, max_seconds)
                 except InvalidInput as exc:
@@ -161,6 +174,8 @@ def summarize(real: list[dict[str, Any]], fake: list[dict[str, Any]]) -> dict[st
         "threshold": THRESHOLD,
         "accuracy": round(float(((f >= THRESHOLD).sum() + (r < THRESHOLD).sum()) / (r.size + f.size)), 4),
         "counts": {"real": int(r.size), "fake": int(f.size)},
+        "images_without_detected_face": {cls: sum(1 for i in items if i.get("face_detected") is False)
+                                         for cls, items in (("real", real), ("fake", fake))},
         "states": states,
         "factor_auc": factor_auc,
     }
@@ -177,10 +192,8 @@ def run(args: argparse.Namespace) -> int:
         files = _files(folder)
         images = [p for p in files if p.suffix.lower() in IMAGE_EXT]
         videos = [p for p in files if p.suffix.lower() in VIDEO_EXT]
-        items = score_images(images, model, models_dir, args.device) if images else []
-        if videos:
-            items += score_videos(videos, model, models_dir, args.device, args.threads, args.stride, args.min_frames,
-                                  args.max_seconds)
+        items = score_files(images, videos, model, models_dir, args.device, args.threads, args.stride,
+                            args.min_frames, args.max_seconds)
         for i in items:
             i["label"] = cls
         groups[cls] = items
@@ -189,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         report["items"] = groups["real"] + groups["fake"]
         print(json.dumps(report, indent=2))
     else:
-        for k in ("auc", "eer", "accuracy", "counts", "states", "factor_auc"):
+        for k in ("auc", "eer", "accuracy", "counts", "images_without_detected_face", "states", "factor_auc"):
             print(f"{k}: {report[k]}")
     sys.stdout.flush()
     return 0

@@ -65,6 +65,11 @@ def crop_window(
     return CropWindow((x1 + x2) / 2.0, (y1 + y2) / 2.0 - shift_y * h, side, angle_deg)
 
 
+def box_centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
+    x0, y0, x1, y1 = box
+    return (x0 + x1) / 2, (y0 + y1) / 2
+
+
 def invert_affine(m: np.ndarray) -> np.ndarray:
     """Inverse of a 2x3 affine matrix."""
     full = np.vstack([m, [0.0, 0.0, 1.0]])

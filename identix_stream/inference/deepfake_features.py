@@ -2,10 +2,11 @@
 pixel statistics of a face crop, and the consistency of the face region with its surroundings.
 
 Spectral / fingerprint features (Durall et al. 2020; Frank et al. 2020; co-occurrences after
-Cozzolino & Verdoliva's residual features): computed on the central FP_SIZE square of the 256
-parser crop, *without resampling it again*, because resampling erases the periodic upsampling
-traces. Two groups: the 2-D log power spectrum of the high-pass residual pooled to 20x10 cells,
-and 5x5 co-occurrence histograms of quantised first-order residuals per colour channel.
+Cozzolino & Verdoliva's residual features): computed on an FP_SIZE square of the face at the
+source's own pixel grid (``native_square``: no resampling, because resampling erases the periodic
+upsampling traces; the service hands the scorer that square from the frame, and the central square
+of the parser crop is only the fallback). Two groups: the 2-D log power spectrum of the high-pass
+residual pooled to 20x10 cells, and 5x5 co-occurrence histograms of quantised first-order residuals per colour channel.
 """
 
 from __future__ import annotations
@@ -30,6 +31,17 @@ def center_square(img: np.ndarray, size: int = FP_SIZE) -> np.ndarray:
     return np.ascontiguousarray(img[y:y + size, x:x + size])
 
 
+def native_square(frame: np.ndarray, centre: tuple[float, float], size: int = FP_SIZE) -> np.ndarray:
+    """The size x size square of the frame's own pixels nearest the face centre (kept inside the
+    frame); frames smaller than that are upscaled by ``center_square``."""
+    h, w = frame.shape[:2]
+    if min(h, w) < size:
+        return center_square(frame, size)
+    x = round(min(max(centre[0] - size / 2, 0.0), w - size))
+    y = round(min(max(centre[1] - size / 2, 0.0), h - size))
+    return np.ascontiguousarray(frame[y:y + size, x:x + size])
+
+
 def _spectrum_cells(square_bgr: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(square_bgr, cv2.COLOR_BGR2GRAY).astype(np.float64)
     g -= cv2.GaussianBlur(g, (0, 0), 2)
@@ -50,9 +62,9 @@ def _cooccurrences(square_bgr: np.ndarray) -> np.ndarray:
     return np.log(np.concatenate(out) + 1e-4)
 
 
-def fingerprint_features(crop_bgr: np.ndarray) -> np.ndarray:
-    """350 features of the crop's central square (200 spectral cells, 150 co-occurrences)."""
-    sq = center_square(crop_bgr)
+def fingerprint_features(image_bgr: np.ndarray) -> np.ndarray:
+    """350 features of the image's central FP_SIZE square (200 spectral cells, 150 co-occurrences)."""
+    sq = center_square(image_bgr)
     return np.concatenate([_spectrum_cells(sq), _cooccurrences(sq)])
 
 

@@ -22,7 +22,7 @@ import torch
 
 from identix_stream.core.logistic import Logistic
 from identix_stream.errors import InvalidInput, ModelError
-from identix_stream.inference.deepfake_features import boundary_features, fingerprint_features
+from identix_stream.inference.deepfake_features import boundary_features, fingerprint_features, native_square
 from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, load_sbi, sbi_input
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,17 @@ class DeepfakeScorer:
         logits = self.sbi(sbi_input(small).to(self.device)).float().cpu().numpy()
         return 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
 
-    def score(self, crops_bgr: list[np.ndarray], crop_labels: list[np.ndarray]) -> list[dict[str, float]]:
-        """Per-crop factors; crops are 256x256 BGR uint8, labels 256x256 uint8 class ids."""
+    def score(self, crops_bgr: list[np.ndarray], crop_labels: list[np.ndarray],
+              sources: Sequence[tuple[np.ndarray, tuple[float, float]]] | None = None) -> list[dict[str, float]]:
+        """Per-crop factors; crops are 256x256 BGR uint8, labels 256x256 uint8 class ids.
+
+        ``sources``: per crop, the frame it was cut from and the face centre in it; the fingerprint
+        then reads the face at the frame's own resolution (``native_square``). Without them it reads
+        the crop's central square, which the crop has already resampled once."""
         if len(crops_bgr) != len(crop_labels):
             raise InvalidInput(f"{len(crops_bgr)} crops but {len(crop_labels)} label maps")
+        if sources is not None and len(sources) != len(crops_bgr):
+            raise InvalidInput(f"{len(crops_bgr)} crops but {len(sources)} source frames")
         for c, lab in zip(crops_bgr, crop_labels, strict=True):
             if c.shape != (CROP_SIZE, CROP_SIZE, 3) or c.dtype != np.uint8:
                 raise InvalidInput(f"deepfake crops must be uint8 (256, 256, 3), got {c.dtype} {c.shape}")
@@ -85,7 +92,8 @@ class DeepfakeScorer:
         if not crops_bgr:
             return []
         blend = self._blend(crops_bgr)
-        fingerprint = self.spectral.prob(np.stack([fingerprint_features(c) for c in crops_bgr]))
+        squares = crops_bgr if sources is None else [native_square(frame, centre) for frame, centre in sources]
+        fingerprint = self.spectral.prob(np.stack([fingerprint_features(sq) for sq in squares]))
         out: list[dict[str, float]] = []
         for i, (c, lab) in enumerate(zip(crops_bgr, crop_labels, strict=True)):
             factors = {"blend": float(blend[i]), "gan_fingerprint": float(fingerprint[i])}

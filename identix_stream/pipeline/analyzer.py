@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from identix_stream.config import DEEPFAKE_INTERVAL_S
-from identix_stream.core.geometry import SERVICE_CROP_SCALE
+from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre
 from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
 from identix_stream.inference.batcher import Batcher
@@ -315,7 +315,8 @@ class Analyzer:
         if not todo:
             return out
         try:
-            scored = self.scorer.score([faces[k].crop for k in todo], [crop_labels[k] for k in todo])
+            sources = [(jobs[faces[k].job_index].image, box_centre(faces[k].box)) for k in todo]
+            scored = self.scorer.score([faces[k].crop for k in todo], [crop_labels[k] for k in todo], sources)
         except Exception:
             log.exception("deepfake scorer failed on a batch of %d faces", len(todo))
             return out

@@ -21,19 +21,24 @@ import numpy as np
 
 from identix_stream.core.deepfake_fusion import factor_logit, mixture_log_odds
 from identix_stream.core.deepfake_metrics import roc_auc
-from identix_stream.core.geometry import SERVICE_CROP_SCALE
+from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre
 from identix_stream.core.logistic import fit_logistic
+from identix_stream.inference.deepfake_features import native_square
 from identix_stream.training.data import load_celebamask
 from identix_stream.training.face_swap import donor_crop, swap_crop
 from identix_stream.training.sbi import crop_sample, face_region, self_blend
-from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images, as_crop, read
-from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, photo_face_crops, video_face_crops
+from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images
+from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, photo_faces, video_faces
 
 log = logging.getLogger(__name__)
 
 SWAP_FACTORS = ("blend", "boundary")
 POOL_TRAINED = 1500  # LFW pool photos the blend CNN may have trained on (train-deepfake sbi --pool-faces)
 N_FIT_PHOTOS = 60
+
+
+def _centre(square: np.ndarray) -> tuple[float, float]:
+    return square.shape[1] / 2, square.shape[0] / 2
 
 
 def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -> dict[str, Any]:
@@ -47,43 +52,53 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
 
     detector = FaceDetector()
     try:
-        vid = [c for n in TALKING_HEADS_FIT for c in video_face_crops(
+        vid_faces = [f for n in TALKING_HEADS_FIT for f in video_faces(
             data_root / "videos" / "talking_heads" / f"{n}.mp4", detector, every=10, limit=10,
             scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)]
         # unseen LFW pool photos (the blend CNN trained on the first POOL_TRAINED of them): real stills
         # from many cameras, so the swap head is not calibrated on video and CelebAMask alone
         pool_paths = sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[POOL_TRAINED:][:N_FIT_PHOTOS]
-        photos = photo_face_crops(pool_paths, detector, scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
+        photo_faces_ = photo_faces(pool_paths, detector, scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
+        sg3_faces = photo_faces(_images(data_root / "deepfake" / "stylegan3_fake")[-N_SG3_HOLDOUT:], detector,
+                                scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
     finally:
         detector.close()
+    vid = [f.crop for f in vid_faces]
+    photos = [f.crop for f in photo_faces_]
     vid_labels = runtime.labels(vid)
     photo_labels = runtime.labels(photos)
     celeb = load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")[:60]
     donors = [donor_crop(s.image, s.labels) for s in celeb[:8]]
-    real_c, real_l, swap_c, swap_l = list(vid), list(vid_labels), [], []
+    # reals keep the square the fingerprint reads at the source's resolution (as the service does);
+    # swaps and self-blends exist only as crops, so theirs is the crop's central square
+    real_c, real_l, real_sq = list(vid), list(vid_labels), [f.square for f in vid_faces]
+    swap_c: list[np.ndarray] = []
+    swap_l: list[np.ndarray] = []
     for i, (crop, lab) in enumerate(zip(vid, vid_labels, strict=True)):
         donor, donor_lab = donors[i % len(donors)]
         swapped = swap_crop(crop, lab, donor, donor_lab)
         if swapped is not None:
             swap_c.append(h264_roundtrip(swapped[0], int(rng.integers(18, 28))))
             swap_l.append(lab)
-    for crop, lab in zip(photos, photo_labels, strict=True):
-        real_c.append(crop)
+    for face, lab in zip(photo_faces_, photo_labels, strict=True):
+        real_c.append(face.crop)
         real_l.append(lab)
-        swap_c.append(self_blend(crop, face_region(lab, False), rng))
+        real_sq.append(face.square)
+        swap_c.append(self_blend(face.crop, face_region(lab, False), rng))
         swap_l.append(lab)
     for s in celeb[8:]:
         crop, lab = crop_sample(s.image, s.labels, s.face_box, 256, rng)
         real_c.append(crop)
         real_l.append(lab)
+        real_sq.append(native_square(s.image, box_centre(s.face_box)))
         swap_c.append(self_blend(crop, face_region(lab, False), rng))
         swap_l.append(lab)
-    sg3 = [as_crop(read(p)) for p in _images(data_root / "deepfake" / "stylegan3_fake")[-N_SG3_HOLDOUT:]]
+    sg3 = [f.crop for f in sg3_faces]
     sg3_l = runtime.labels(sg3)
 
-    fr = scorer.score(real_c, real_l)
+    fr = scorer.score(real_c, real_l, [(sq, _centre(sq)) for sq in real_sq])
     fs = scorer.score(swap_c, swap_l)
-    fg = scorer.score(sg3, sg3_l)
+    fg = scorer.score(sg3, sg3_l, [(f.square, _centre(f.square)) for f in sg3_faces])
 
     def mat(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
         return np.array([[factor_logit(r.get(n, 0.5)) for n in names] for r in rows])

@@ -1,8 +1,10 @@
 """Fit the generator-fingerprint factor: logistic regression on fingerprint_features.
 
 Fakes: deepfake/stylegan3_fake (StyleGAN3). Reals: faces/lfw_pool, CelebAMask-mini and face crops of
-the "fit" half of the talking-head videos (H.264 video faces otherwise look "generated" to the head).
-Validation, never trained on: deepfake/gan_vs_real_val (StyleGAN2 vs real photos). The last 30
+the "fit" half of the talking-head videos (each face's square at the frame's resolution, as the service
+reads it; H.264 video faces otherwise look "generated" to the head).
+Validation, never trained on: deepfake/gan_vs_real_val (StyleGAN2 vs real photos), read like the
+service reads a face (the detected face's square at the photo's own resolution). The last 30
 StyleGAN3 faces and 100 lfw_pool faces are held out from this fit for the fusion fit.
 Training images are rescaled at random (x0.75-1.3) and JPEG- or H.264-compressed (both classes) so
 the head does not learn one source's resolution or codec; then the central square is taken without
@@ -23,7 +25,7 @@ from identix_stream.core.deepfake_metrics import eer, roc_auc
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.errors import DataError
 from identix_stream.inference.deepfake_features import FP_SIZE, center_square, fingerprint_features
-from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, video_face_crops
+from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, photo_faces, video_faces
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,6 @@ def read(path: Path) -> np.ndarray:
     if img is None:
         raise DataError(f"cannot decode {path}")
     return img
-
-
-def as_crop(img: np.ndarray, size: int = 256) -> np.ndarray:
-    """A whole face image taken as the parser crop (how eval-deepfake treats face-crop images)."""
-    interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
-    return cv2.resize(img, (size, size), interpolation=interp)
 
 
 def augmented_square(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -95,18 +91,20 @@ def train_spectral(data_root: Path, out_dir: Path, seed: int = 0) -> dict[str, A
     n_video = 0
     try:
         for name in TALKING_HEADS_FIT:
-            for crop in video_face_crops(data_root / "videos" / "talking_heads" / f"{name}.mp4", detector, every=7,
-                                         limit=15):
-                features = fingerprint_features(center_square(crop))
+            for face in video_faces(data_root / "videos" / "talking_heads" / f"{name}.mp4", detector, every=7,
+                                    limit=15):
+                features = fingerprint_features(face.square)
                 x += [features, features]  # each video face counts twice (unchanged weighting), computed once
                 y += [0, 0]
                 n_video += 1
+        model = fit_logistic(np.array(x), np.array(y), l2=3.0)
+        # validated as the service reads a face: the detected face's square at the photo's resolution
+        val = df / "gan_vs_real_val"
+        val_f, val_r = (model.logit(np.array([fingerprint_features(f.square)
+                                              for f in photo_faces(_images(val / cls), detector)]))
+                        for cls in ("fake", "real"))
     finally:
         detector.close()
-    model = fit_logistic(np.array(x), np.array(y), l2=3.0)
-    val = df / "gan_vs_real_val"
-    val_f = model.logit(np.array([fingerprint_features(as_crop(read(p))) for p in _images(val / "fake")]))
-    val_r = model.logit(np.array([fingerprint_features(as_crop(read(p))) for p in _images(val / "real")]))
     e, _ = eer(val_r, val_f)
     acc = float(((val_f > 0).sum() + (val_r <= 0).sum()) / (val_f.size + val_r.size))
     metrics = {"train_fake": len(sg3), "train_real": len(real), "train_real_video_faces": n_video,

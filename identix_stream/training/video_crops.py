@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import cv2
 import numpy as np
 
-from identix_stream.core.geometry import CROP_SCALE, CROP_SHIFT_Y, crop_window
+from identix_stream.core.geometry import CROP_SCALE, CROP_SHIFT_Y, box_centre, crop_window
+from identix_stream.inference.deepfake_features import native_square
 
 # The 12 shared talking-head clips, split by name: the first half may be used to fit/calibrate,
 # the second half is only ever used to check (docs/deepfake.md).
@@ -47,10 +48,22 @@ def service_crop(img: np.ndarray, det: Any, size: int, scale: float, shift_y: fl
     return crop_face(img, crop_window(det.face_box(), scale, shift_y, det.roll_deg), size)[0]
 
 
-def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20, size: int = 256,
-                     scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
-    """Crops of the most confident face of every ``every``-th frame, at most ``limit``."""
-    crops: list[np.ndarray] = []
+class FaceCrop(NamedTuple):
+    """A face as the service scores it: the parser crop, and the face's square at the source's own
+    resolution (what the fingerprint factor reads, ``native_square``)."""
+
+    crop: np.ndarray
+    square: np.ndarray
+
+
+def _face(img: np.ndarray, det: Any, size: int, scale: float, shift_y: float) -> FaceCrop:
+    return FaceCrop(service_crop(img, det, size, scale, shift_y), native_square(img, box_centre(det.face_box())))
+
+
+def video_faces(path: Path, detector: Any, every: int = 10, limit: int = 20, size: int = 256,
+                scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> list[FaceCrop]:
+    """The most confident face of every ``every``-th frame, at most ``limit``."""
+    faces: list[FaceCrop] = []
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i % every:
@@ -59,21 +72,33 @@ def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20
             dets = detector.detect(img)
             if not dets:
                 continue
-            crops.append(service_crop(img, dets[0], size, scale, shift_y))
-            if len(crops) >= limit:
+            faces.append(_face(img, dets[0], size, scale, shift_y))
+            if len(faces) >= limit:
                 break
-    return crops
+    return faces
 
 
-def photo_face_crops(paths: list[Path], detector: Any, size: int = 256, scale: float = CROP_SCALE,
-                     shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
-    """A crop of the most confident face of each photo (photos without a face are skipped)."""
-    crops: list[np.ndarray] = []
+def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20, size: int = 256,
+                     scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
+    """Parser crops of ``video_faces``."""
+    return [f.crop for f in video_faces(path, detector, every, limit, size, scale, shift_y)]
+
+
+def photo_faces(paths: list[Path], detector: Any, size: int = 256, scale: float = CROP_SCALE,
+                shift_y: float = CROP_SHIFT_Y) -> list[FaceCrop]:
+    """The most confident face of each photo (photos without a face are skipped)."""
+    faces: list[FaceCrop] = []
     for path in paths:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             continue
         dets = detector.detect(img)
         if dets:
-            crops.append(service_crop(img, dets[0], size, scale, shift_y))
-    return crops
+            faces.append(_face(img, dets[0], size, scale, shift_y))
+    return faces
+
+
+def photo_face_crops(paths: list[Path], detector: Any, size: int = 256, scale: float = CROP_SCALE,
+                     shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
+    """Parser crops of ``photo_faces``."""
+    return [f.crop for f in photo_faces(paths, detector, size, scale, shift_y)]

@@ -43,20 +43,28 @@ def test_bad_crops_are_refused(scorer: DeepfakeScorer) -> None:
         scorer.score([np.zeros((128, 128, 3), np.uint8)], [np.zeros((128, 128), np.uint8)])
     with pytest.raises(InvalidInput, match="label maps"):
         scorer.score([np.zeros((256, 256, 3), np.uint8)], [])
+    with pytest.raises(InvalidInput, match="1 crops but 0 source frames"):
+        scorer.score([np.zeros((256, 256, 3), np.uint8)], [np.zeros((256, 256), np.uint8)], [])
     assert scorer.score([], []) == []
 
 
 def test_gan_faces_score_above_real_photos(scorer: DeepfakeScorer, shared_data: Path) -> None:
-    """gan_vs_real_val (StyleGAN2, never trained on): the fingerprint factor ranks fakes first."""
+    """gan_vs_real_val (StyleGAN2, never trained on): the fingerprint factor ranks fakes first, read
+    from the photos' own pixels (the source frames, as the service does) or from the crops (fallback)."""
     val = shared_data / "deepfake" / "gan_vs_real_val"
-    fake, real = crops_of(val / "fake", 20), crops_of(val / "real", 20)
     blank = [np.zeros((256, 256), np.uint8)] * 20  # no face parse: the boundary factor stays out
-    f = scorer.score(fake, blank)
-    r = scorer.score(real, blank)
-    assert all(set(x) == {"blend", "gan_fingerprint"} for x in f + r)
-    assert all(0.0 <= v <= 1.0 for x in f + r for v in x.values())
-    auc = roc_auc([x["gan_fingerprint"] for x in r], [x["gan_fingerprint"] for x in f])
-    assert auc >= 0.85, auc
+    auc = {}
+    for mode in ("native", "resampled"):
+        scores = {}
+        for cls in ("fake", "real"):
+            frames = [np.asarray(cv2.imread(str(p))) for p in sorted((val / cls).iterdir())[:20]]
+            sources = [(f, (f.shape[1] / 2, f.shape[0] / 2)) for f in frames] if mode == "native" else None
+            scores[cls] = scorer.score(crops_of(val / cls, 20), blank, sources)
+        f, r = scores["fake"], scores["real"]
+        assert all(set(x) == {"blend", "gan_fingerprint"} for x in f + r)
+        assert all(0.0 <= v <= 1.0 for x in f + r for v in x.values())
+        auc[mode] = roc_auc([x["gan_fingerprint"] for x in r], [x["gan_fingerprint"] for x in f])
+    assert min(auc.values()) >= 0.85, auc
 
 
 @pytest.mark.slow
@@ -71,11 +79,18 @@ def test_eval_deepfake_cli_on_images(
         for p in sorted((val / cls).iterdir())[:6]:
             shutil.copy(p, tmp_path / cls)
     (tmp_path / "real" / "notes.txt").write_text("ignored: not an image")
+    # a patch of a photo with no whole face in it: scored as one whole-image crop, and said so
+    photo = np.asarray(cv2.imread(str(sorted((val / "real").iterdir())[0])))
+    cv2.imwrite(str(tmp_path / "real" / "zz_patch.png"), photo[:60, :60])
     rc = main(["eval-deepfake", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--json",
                "--model", str(parser_model), "--models-dir", str(MODELS)])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["counts"] == {"real": 6, "fake": 6}
+    assert report["counts"] == {"real": 7, "fake": 6}
+    assert report["images_without_detected_face"] == {"real": 1, "fake": 0}
+    by_file = {i["file"]: i for i in report["items"]}
+    assert by_file["zz_patch.png"]["face_detected"] is False and by_file["zz_patch.png"]["faces"] == 0
+    assert sum(i["face_detected"] for i in report["items"]) == 12
     assert 0.0 <= report["auc"] <= 1.0 and 0.0 <= report["eer"] <= 1.0 and 0.0 <= report["accuracy"] <= 1.0
     assert {"blend", "gan_fingerprint"} <= set(report["factor_auc"])
     assert all(i["state"] in ("likely_real", "likely_fake", "uncertain") for i in report["items"])
