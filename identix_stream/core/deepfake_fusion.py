@@ -31,21 +31,24 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 # bias and weights on the factors' log-odds). A fake is a swap *or* a synthetic face, so the groups
 # combine as a mixture with equal priors: frame odds = (odds_swap + odds_synthetic) / 2. Adding the
 # groups' log-odds instead (the first rule) let a confident "not synthetic" cancel swap evidence:
-# on the fusion's fit data the mixture ranks reals vs all fakes at 0.887 vs 0.871 for the sum, and
-# puts reals and fakes around 0 (medians -0.96 / +1.58 for swaps) where the sum put them at -2.54 /
-# +1.26; see docs/deepfake.md. Weights fitted by `identix-stream train-deepfake fusion`
-# (training/fit_fusion.py) on 170 real faces (58 H.264 talking-head faces, 60 unseen LFW photos, 52
-# CelebAMask) vs 170 swaps/self-blends of them and 30 held-out StyleGAN3 faces. The boundary factor
-# came out against "fake" next to the blend CNN (collinear), so it is reported but weighs 0.
+# on the fusion's fit data the mixture ranks reals vs all fakes at 0.924 vs 0.873 for the sum, and
+# puts reals and fakes on either side of 0 (medians -1.43 / +2.41 for swaps, +2.83 for StyleGAN3)
+# where the sum put reals at -3.86; see docs/deepfake.md. Weights fitted by `identix-stream
+# train-deepfake fusion` (training/fit_fusion.py) on 170 real faces (58 H.264 talking-head faces,
+# 60 unseen LFW photos, 52 CelebAMask) vs 170 swaps/self-blends of them and 30 held-out StyleGAN3
+# faces, the fingerprint reading each face at its source resolution as the service does. The
+# boundary factor came out against "fake" next to the blend CNN (collinear): reported, weight 0.
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
     "swap": (0.999, {"blend": 0.76, "boundary": 0.0}),
-    "synthetic": (0.392, {"gan_fingerprint": 0.448}),
+    "synthetic": (0.927, {"gan_fingerprint": 0.87}),
 }
-# In video tracks the synthetic group's evidence *for* fake counts half: the fingerprint head fires on
-# the H.264 faces of 2 of the 6 held-out real talking-head clips (measured), and no GAN video set
-# exists to calibrate it. Its evidence against "synthetic" counts fully.
-VIDEO_GROUP_SCALE: dict[str, float] = {"synthetic": 0.5}
+# In video tracks the synthetic group's evidence *for* fake counts a quarter: no GAN video set exists
+# to calibrate it, and the fingerprint reads one real check clip's H.264 face (source_s13) as 0.73
+# "generated" on average: at a half that clip ended at p 0.83, next to the 0.85 of likely_fake; at a
+# quarter 0.75 (about what the weaker pre-native-square head gave at a half). Its evidence against
+# "synthetic" counts fully.
+VIDEO_GROUP_SCALE: dict[str, float] = {"synthetic": 0.25}
 TEMPORAL_FACTORS = ("blink", "appearance_jump", "jitter", "expression")
 EXPRESSION_MIN_S = 2.0  # seconds of a track before the expression factor speaks
 EXPRESSION_CV0 = 0.15  # variation (std/mean) of mouth+eye areas at or above which it says nothing
