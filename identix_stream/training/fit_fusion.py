@@ -58,13 +58,13 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         # unseen LFW pool photos (the blend CNN trained on the first POOL_TRAINED of them): real stills
         # from many cameras, so the swap head is not calibrated on video and CelebAMask alone
         pool_paths = sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[POOL_TRAINED:][:N_FIT_PHOTOS]
-        photo_faces_ = photo_faces(pool_paths, detector, scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
+        pool_faces = photo_faces(pool_paths, detector, scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
         sg3_faces = photo_faces(_images(data_root / "deepfake" / "stylegan3_fake")[-N_SG3_HOLDOUT:], detector,
                                 scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
     finally:
         detector.close()
     vid = [f.crop for f in vid_faces]
-    photos = [f.crop for f in photo_faces_]
+    photos = [f.crop for f in pool_faces]
     vid_labels = runtime.labels(vid)
     photo_labels = runtime.labels(photos)
     celeb = load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")[:60]
@@ -80,7 +80,7 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         if swapped is not None:
             swap_c.append(h264_roundtrip(swapped[0], int(rng.integers(18, 28))))
             swap_l.append(lab)
-    for face, lab in zip(photo_faces_, photo_labels, strict=True):
+    for face, lab in zip(pool_faces, photo_labels, strict=True):
         real_c.append(face.crop)
         real_l.append(lab)
         real_sq.append(face.square)
