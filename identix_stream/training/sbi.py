@@ -103,6 +103,9 @@ def self_blend(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> n
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+MIN_CROSS_FACE_PIXELS = 50  # a smaller face region gives no box worth moving a donor onto
+
+
 def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray | None:
     """Another real person's face blended in (Face X-ray's "blended images", Li et al. CVPR 2020):
@@ -113,6 +116,8 @@ def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask
     face region is too small."""
     from identix_stream.training.face_swap import box_to_box, colour_transfer
 
+    if min(np.count_nonzero(mask), np.count_nonzero(donor_mask)) < MIN_CROSS_FACE_PIXELS:
+        return None
     tb, db = face_box_from_labels(mask, (1,)), face_box_from_labels(donor_mask, (1,))
     if tb is None or db is None:
         return None

@@ -66,6 +66,9 @@ def test_cross_blend_needs_two_faces(faces: list[tuple[np.ndarray, np.ndarray]])
     img, mask = faces[0]
     assert cross_blend(img, mask, img, np.zeros_like(mask), np.random.default_rng(0)) is None
     assert cross_blend(img, np.zeros_like(mask), img, mask, np.random.default_rng(0)) is None
+    speck = np.zeros_like(mask)
+    speck[60:65, 60:65] = 1  # 25 pixels: too small a donor face to move onto the target's box
+    assert cross_blend(img, mask, img, speck, np.random.default_rng(0)) is None
 
 
 def test_degradations_keep_the_crop_shape_and_type(faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
