@@ -72,7 +72,7 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
     occluders than CelebAMask). Returns (video items, pool items)."""
     from identix_stream.inference.detector import FaceDetector
     from identix_stream.inference.parser_runtime import ParserRuntime
-    from identix_stream.training.video_crops import TALKING_HEADS_FIT, photo_face_crops, video_face_crops
+    from identix_stream.training.video_crops import TALKING_HEADS_FIT, photo_faces, video_faces
 
     runtime = ParserRuntime.load(parser, "cpu", "fp32")
     spec = runtime.spec
@@ -82,11 +82,11 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
     try:
         for name in TALKING_HEADS_FIT:
             path = data_root / "videos" / "talking_heads" / f"{name}.mp4"
-            video += _parsed_items(video_face_crops(path, detector, every=5, limit=40, scale=spec.crop_scale,
-                                                    shift_y=spec.crop_shift_y), runtime)
-        crops = photo_face_crops(sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[:pool_faces], detector,
-                                 scale=spec.crop_scale, shift_y=spec.crop_shift_y)
-        pool = _parsed_items(crops, runtime)
+            faces = video_faces(path, detector, every=5, limit=40, scale=spec.crop_scale, shift_y=spec.crop_shift_y)
+            video += _parsed_items([f.crop for f in faces], runtime)
+        photos = photo_faces(sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[:pool_faces], detector,
+                             scale=spec.crop_scale, shift_y=spec.crop_shift_y)
+        pool = _parsed_items([f.crop for f in photos], runtime)
     finally:
         detector.close()
     return video, pool

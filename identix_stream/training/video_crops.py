@@ -78,12 +78,6 @@ def video_faces(path: Path, detector: Any, every: int = 10, limit: int = 20, siz
     return faces
 
 
-def video_face_crops(path: Path, detector: Any, every: int = 10, limit: int = 20, size: int = 256,
-                     scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
-    """Parser crops of ``video_faces``."""
-    return [f.crop for f in video_faces(path, detector, every, limit, size, scale, shift_y)]
-
-
 def photo_faces(paths: list[Path], detector: Any, size: int = 256, scale: float = CROP_SCALE,
                 shift_y: float = CROP_SHIFT_Y) -> list[FaceCrop]:
     """The most confident face of each photo (photos without a face are skipped)."""
@@ -96,9 +90,3 @@ def photo_faces(paths: list[Path], detector: Any, size: int = 256, scale: float 
         if dets:
             faces.append(_face(img, dets[0], size, scale, shift_y))
     return faces
-
-
-def photo_face_crops(paths: list[Path], detector: Any, size: int = 256, scale: float = CROP_SCALE,
-                     shift_y: float = CROP_SHIFT_Y) -> list[np.ndarray]:
-    """Parser crops of ``photo_faces``."""
-    return [f.crop for f in photo_faces(paths, detector, size, scale, shift_y)]
