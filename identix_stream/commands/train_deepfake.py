@@ -17,7 +17,7 @@ def _run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(Path(args.data), Path(args.out), minutes=args.minutes, batch=args.batch,
                           lr=args.lr, threads=args.threads, parser=Path(args.parser) if args.parser else None,
                           pool_faces=args.pool_faces, init=Path(args.init) if args.init else None,
-                          cross_share=args.cross_share)
+                          cross_share=args.cross_share, hard_real_weight=args.hard_real_weight)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -56,4 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cross-share", type=float, default=0.0,
                    help="share of fakes that blend another training face in (Face X-ray style) instead of a self-blend")
     p.add_argument("--init", help="blend model file to start a new run from (sbi fine-tuning)")
+    p.add_argument("--hard-real-weight", type=float, default=0.0,
+                   help="draw a pool photo 1 + this x (starting model's blend score) times as often: real photos the "
+                        "model mistakes for blends are seen more (sbi)")
     p.set_defaults(func=_run)

@@ -23,6 +23,8 @@ CELEBAMASK_FACE_BOX_IDS = (1, 2, 4, 5, 6, 7, 10, 11, 12)
 # LFW "face" runs down the neck; the face box stops at this multiple of its width below its top
 # (CelebAMask face boxes are 1.39x taller than wide; LFW's "face" width includes the ears).
 LFW_FACE_HEIGHT_PER_WIDTH = 1.25
+# LFW pool photos (sorted by name) kept out of blend-CNN training for the fusion fit.
+LFW_POOL_FUSION_RESERVE = (1500, 1600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +100,20 @@ def load_lfw_parts(root: Path, split: str) -> list[Sample]:
         labels[chin:][neck] = IGNORE_INDEX
         samples.append(Sample(img_path.stem, read_image(img_path), labels, box, coarse=True))
     return samples
+
+
+def lfw_pool_paths(data_root: Path) -> list[Path]:
+    return sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))
+
+
+def lfw_pool_training_paths(data_root: Path, count: int) -> list[Path]:
+    """The first ``count`` LFW pool photos outside the fusion reserve (blend-CNN training)."""
+    lo, hi = LFW_POOL_FUSION_RESERVE
+    paths = lfw_pool_paths(data_root)
+    return (paths[:lo] + paths[hi:])[:count]
+
+
+def lfw_pool_fusion_paths(data_root: Path) -> list[Path]:
+    """The reserved LFW pool photos: real stills no blend CNN trained on (fusion fit)."""
+    lo, hi = LFW_POOL_FUSION_RESERVE
+    return lfw_pool_paths(data_root)[lo:hi]

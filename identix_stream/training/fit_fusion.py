@@ -24,7 +24,7 @@ from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.inference.deepfake_features import native_square
-from identix_stream.training.data import load_celebamask
+from identix_stream.training.data import lfw_pool_fusion_paths, load_celebamask
 from identix_stream.training.face_swap import donor_crop, swap_crop
 from identix_stream.training.sbi import crop_sample, face_region, self_blend
 from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images
@@ -33,7 +33,6 @@ from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtri
 log = logging.getLogger(__name__)
 
 SWAP_FACTORS = ("blend", "boundary")
-POOL_TRAINED = 1500  # LFW pool photos the blend CNN may have trained on (train-deepfake sbi --pool-faces)
 N_FIT_PHOTOS = 60
 
 
@@ -55,9 +54,9 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         vid_faces = [f for n in TALKING_HEADS_FIT for f in video_faces(
             data_root / "videos" / "talking_heads" / f"{n}.mp4", detector, every=10, limit=10,
             scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)]
-        # unseen LFW pool photos (the blend CNN trained on the first POOL_TRAINED of them): real stills
-        # from many cameras, so the swap head is not calibrated on video and CelebAMask alone
-        pool_paths = sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[POOL_TRAINED:][:N_FIT_PHOTOS]
+        # LFW pool photos no blend CNN trained on: real stills from many cameras, so the swap head is
+        # not calibrated on video and CelebAMask alone
+        pool_paths = lfw_pool_fusion_paths(data_root)[:N_FIT_PHOTOS]
         pool_faces = photo_faces(pool_paths, detector, scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)
         sg3_faces = photo_faces(_images(data_root / "deepfake" / "stylegan3_fake")[-N_SG3_HOLDOUT:], detector,
                                 scale=SERVICE_CROP_SCALE, shift_y=runtime.spec.crop_shift_y)

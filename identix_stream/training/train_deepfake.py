@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, load_sbi, save_sbi, sbi_input
-from identix_stream.training.data import Sample, load_celebamask, load_lfw_parts
+from identix_stream.training.data import Sample, lfw_pool_training_paths, load_celebamask, load_lfw_parts
 from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, self_blend
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class TrainConfig:
     pool_faces: int = 0  # with a parser, this many unlabelled LFW pool photos join the data (parsed)
     init: Path | None = None  # start a new run from these blend-model weights (fine-tuning)
     cross_share: float = 0.0  # share of fakes that blend in another training face instead of the same one
+    hard_real_weight: float = 0.0  # pool photo sampling weight 1 + this x the starting model's blend score
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -68,8 +69,8 @@ def _parsed_items(crops: list[np.ndarray], runtime: Any) -> list[Item]:
 
 def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[list[Item], list[Item]]:
     """Real faces our parser labels: the fit half of the talking heads (H.264, framed like the service)
-    and the first ``pool_faces`` unlabelled LFW pool photos (many more identities, cameras and
-    occluders than CelebAMask). Returns (video items, pool items)."""
+    and ``pool_faces`` unlabelled LFW pool photos outside the fusion reserve (many more identities,
+    cameras and occluders than CelebAMask). Returns (video items, pool items)."""
     from identix_stream.inference.detector import FaceDetector
     from identix_stream.inference.parser_runtime import ParserRuntime
     from identix_stream.training.video_crops import TALKING_HEADS_FIT, photo_faces, video_faces
@@ -84,7 +85,7 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
             path = data_root / "videos" / "talking_heads" / f"{name}.mp4"
             faces = video_faces(path, detector, every=5, limit=40, scale=spec.crop_scale, shift_y=spec.crop_shift_y)
             video += _parsed_items([f.crop for f in faces], runtime)
-        photos = photo_faces(sorted((data_root / "faces" / "lfw_pool").glob("*.jpg"))[:pool_faces], detector,
+        photos = photo_faces(lfw_pool_training_paths(data_root, pool_faces), detector,
                              scale=spec.crop_scale, shift_y=spec.crop_shift_y)
         pool = _parsed_items([f.crop for f in photos], runtime)
     finally:
@@ -119,6 +120,27 @@ def validation_set(items: list, seed: int = 1234) -> tuple[np.ndarray, np.ndarra
 
 
 @torch.inference_mode()
+def blend_scores(model: SBINet, crops_bgr: list[np.ndarray]) -> np.ndarray:
+    """The model's blend probability for each crop, resized the way the service's scorer does."""
+    model.eval()
+    out = []
+    for k in range(0, len(crops_bgr), 64):
+        small = np.stack([cv2.cvtColor(cv2.resize(c, (SBI_INPUT, SBI_INPUT), interpolation=cv2.INTER_AREA),
+                                       cv2.COLOR_BGR2RGB) for c in crops_bgr[k:k + 64]])
+        out.append(torch.sigmoid(model(sbi_input(small))).numpy())
+    model.train()
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def sampling_weights(n_labelled: int, pool_scores: np.ndarray, hard_real_weight: float) -> np.ndarray:
+    """Cumulative sampling weights over labelled faces then pool photos: a real pool photo the model
+    already mistakes for a blend is drawn ``1 + hard_real_weight x score`` times as often (hard-negative
+    mining; every pool photo is real, so this can only teach "this look is real")."""
+    weights = np.concatenate([np.ones(n_labelled), 1.0 + hard_real_weight * np.asarray(pool_scores, np.float64)])
+    return np.cumsum(weights)
+
+
+@torch.inference_mode()
 def evaluate(model: SBINet, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     model.eval()
     logits = torch.cat([model(sbi_input(x[i:i + 64])) for i in range(0, len(x), 64)]).numpy()
@@ -134,9 +156,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     train_items += _prepare(load_lfw_parts(fp / "lfw_parts", "train"))
     val_x, val_y = validation_set(_prepare(load_celebamask(fp / "celebamask_mini", "val")))
     vid_items: list[Item] = []
+    pool_items: list[Item] = []
     if cfg.parser is not None:
         vid_items, pool_items = parsed_real_items(cfg.data_root, cfg.parser, cfg.pool_faces)
-        train_items += pool_items
+    n_labelled = len(train_items)
+    train_items += pool_items
     log.info("SBI training on %d faces + %d video faces, validating on %d pairs", len(train_items), len(vid_items),
              len(val_y) // 2)
 
@@ -146,6 +170,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         if int(init_meta.get("width", 16)) != cfg.width:
             raise ValueError(f"--init model width {init_meta.get('width')} != {cfg.width}")
         model.load_state_dict(init_model.state_dict())
+    pool_scores = np.zeros(len(pool_items))
+    if cfg.hard_real_weight > 0 and pool_items:
+        pool_scores = blend_scores(model, [it[0] for it in pool_items])
+        log.info("starting model on the %d real pool photos: mean blend score %.3f, %d above 0.5",
+                 len(pool_items), float(pool_scores.mean()), int((pool_scores > 0.5).sum()))
+    cum_weights = sampling_weights(n_labelled, pool_scores, cfg.hard_real_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     last = cfg.out_dir / "sbi_last.pt"
     elapsed, step, best = 0.0, 0, -1.0
@@ -165,9 +195,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     while (elapsed := time.monotonic() - t0) < budget:
         xs, ys = [], []
         for _ in range(cfg.batch // 2):
-            pool = vid_items if vid_items and rng.random() < cfg.video_share else train_items
+            if vid_items and rng.random() < cfg.video_share:
+                item = vid_items[int(rng.integers(0, len(vid_items)))]
+            else:
+                item = train_items[int(np.searchsorted(cum_weights, rng.random() * cum_weights[-1], side="right"))]
             donor = train_items[int(rng.integers(0, len(train_items)))] if rng.random() < cfg.cross_share else None
-            r, f = make_pair(pool[int(rng.integers(0, len(pool)))], rng, donor)
+            r, f = make_pair(item, rng, donor)
             xs += [r, f]
             ys += [0.0, 1.0]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
