@@ -17,7 +17,8 @@ def _run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(Path(args.data), Path(args.out), minutes=args.minutes, batch=args.batch,
                           lr=args.lr, threads=args.threads, parser=Path(args.parser) if args.parser else None,
                           pool_faces=args.pool_faces, init=Path(args.init) if args.init else None,
-                          cross_share=args.cross_share, hard_real_weight=args.hard_real_weight)
+                          cross_share=args.cross_share, hard_real_weight=args.hard_real_weight,
+                          equalize_luma=args.equalize_luma)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -59,4 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hard-real-weight", type=float, default=0.0,
                    help="draw a pool photo 1 + this x (starting model's blend score) times as often: real photos the "
                         "model mistakes for blends are seen more (sbi)")
+    p.add_argument("--equalize-luma", action="store_true",
+                   help="histogram-equalise the luma of every CNN input, in training and (marked in the model "
+                        "file) in the service: exposure and skin tone stop being cues (sbi)")
     p.set_defaults(func=_run)

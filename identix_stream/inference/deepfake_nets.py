@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -19,6 +20,7 @@ SBI_FORMAT = "identix-sbi-v1"
 SBI_INPUT = 128  # pixels; the 256 parser crop is resized to this
 SBI_MEAN = 0.5
 SBI_STD = 0.25
+LUMA_EQUALIZED = "luma-equalized"  # meta["input_norm"] of a model trained on histogram-equalised luma
 
 
 def _stage(cin: int, cout: int) -> nn.Sequential:
@@ -47,10 +49,30 @@ class SBINet(nn.Module):
         return self.head(f.mean((2, 3))).squeeze(1)
 
 
-def sbi_input(crops_rgb: np.ndarray) -> torch.Tensor:
-    """(N, 128, 128, 3) uint8 RGB -> normalised NCHW float tensor."""
+def equalize_luma(crops_rgb: np.ndarray) -> np.ndarray:
+    """Histogram-equalise each crop's luma (YCrCb Y), keeping its chroma.
+
+    Takes exposure, contrast and skin tone out of what the blend CNN can key on: the CNN without it
+    scored a dark-skinned, flatly lit real face as blended (docs/deepfake.md)."""
+    out = np.empty_like(crops_rgb)
+    for i, crop in enumerate(crops_rgb):
+        ycc = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2YCrCb)
+        ycc[..., 0] = cv2.equalizeHist(ycc[..., 0])
+        out[i] = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+    return out
+
+
+def sbi_input(crops_rgb: np.ndarray, equalize: bool = False) -> torch.Tensor:
+    """(N, 128, 128, 3) uint8 RGB -> normalised NCHW float tensor (luma equalised first when ``equalize``)."""
+    if equalize:
+        crops_rgb = equalize_luma(crops_rgb)
     x = torch.from_numpy(np.ascontiguousarray(crops_rgb)).permute(0, 3, 1, 2).float().div_(255.0)
     return (x - SBI_MEAN) / SBI_STD
+
+
+def equalizes_input(meta: dict[str, Any]) -> bool:
+    """Whether a model file's input must be luma-equalised (files before this option: no)."""
+    return meta.get("input_norm") == LUMA_EQUALIZED
 
 
 def save_sbi(model: SBINet, path: Path, meta: dict[str, Any]) -> None:

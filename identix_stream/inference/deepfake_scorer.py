@@ -23,7 +23,7 @@ import torch
 from identix_stream.core.logistic import Logistic
 from identix_stream.errors import InvalidInput, ModelError
 from identix_stream.inference.deepfake_features import boundary_features, fingerprint_features, native_square
-from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, load_sbi, sbi_input
+from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, equalizes_input, load_sbi, sbi_input
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,10 @@ def _load_head(path: Path, fmt: str, n_features: int) -> Logistic:
 class DeepfakeScorer:
     """The frame-level deepfake models; ``score`` maps parser crops (+ their labels) to factors."""
 
-    def __init__(self, sbi: SBINet, spectral: Logistic, boundary: Logistic, device: torch.device) -> None:
+    def __init__(self, sbi: SBINet, spectral: Logistic, boundary: Logistic, device: torch.device,
+                 sbi_equalize: bool = False) -> None:
         self.sbi = sbi.to(device)
+        self.sbi_equalize = sbi_equalize
         self.spectral = spectral
         self.boundary = boundary
         self.device = device
@@ -61,16 +63,16 @@ class DeepfakeScorer:
     def load(cls, models_dir: Path, device: str | torch.device = "cpu") -> DeepfakeScorer:
         models_dir = Path(models_dir)
         dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-        sbi, _ = load_sbi(models_dir / SBI_FILE)
+        sbi, sbi_meta = load_sbi(models_dir / SBI_FILE)
         spectral = _load_head(models_dir / SPECTRAL_FILE, "identix-spectral-v1", 350)
         boundary = _load_head(models_dir / BOUNDARY_FILE, "identix-boundary-v1", 5)
-        return cls(sbi, spectral, boundary, dev)
+        return cls(sbi, spectral, boundary, dev, sbi_equalize=equalizes_input(sbi_meta))
 
     @torch.inference_mode()
     def _blend(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
         small = np.stack([cv2.cvtColor(cv2.resize(c, (SBI_INPUT, SBI_INPUT), interpolation=cv2.INTER_AREA),
                                        cv2.COLOR_BGR2RGB) for c in crops_bgr])
-        logits = self.sbi(sbi_input(small).to(self.device)).float().cpu().numpy()
+        logits = self.sbi(sbi_input(small, self.sbi_equalize).to(self.device)).float().cpu().numpy()
         return 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
 
     def score(self, crops_bgr: list[np.ndarray], crop_labels: list[np.ndarray],

@@ -22,7 +22,15 @@ import torch
 import torch.nn.functional as F
 
 from identix_stream.core.deepfake_metrics import roc_auc
-from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, load_sbi, save_sbi, sbi_input
+from identix_stream.inference.deepfake_nets import (
+    LUMA_EQUALIZED,
+    SBI_INPUT,
+    SBINet,
+    equalizes_input,
+    load_sbi,
+    save_sbi,
+    sbi_input,
+)
 from identix_stream.training.data import Sample, lfw_pool_training_paths, load_celebamask, load_lfw_parts
 from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, self_blend
 
@@ -45,6 +53,7 @@ class TrainConfig:
     init: Path | None = None  # start a new run from these blend-model weights (fine-tuning)
     cross_share: float = 0.0  # share of fakes that blend in another training face instead of the same one
     hard_real_weight: float = 0.0  # pool photo sampling weight 1 + this x the starting model's blend score
+    equalize_luma: bool = False  # train (and mark the file) for histogram-equalised luma input
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -120,14 +129,14 @@ def validation_set(items: list, seed: int = 1234) -> tuple[np.ndarray, np.ndarra
 
 
 @torch.inference_mode()
-def blend_scores(model: SBINet, crops_bgr: list[np.ndarray]) -> np.ndarray:
+def blend_scores(model: SBINet, crops_bgr: list[np.ndarray], equalize: bool = False) -> np.ndarray:
     """The model's blend probability for each crop, resized the way the service's scorer does."""
     model.eval()
     out = []
     for k in range(0, len(crops_bgr), 64):
         small = np.stack([cv2.cvtColor(cv2.resize(c, (SBI_INPUT, SBI_INPUT), interpolation=cv2.INTER_AREA),
                                        cv2.COLOR_BGR2RGB) for c in crops_bgr[k:k + 64]])
-        out.append(torch.sigmoid(model(sbi_input(small))).numpy())
+        out.append(torch.sigmoid(model(sbi_input(small, equalize))).numpy())
     model.train()
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -141,9 +150,9 @@ def sampling_weights(n_labelled: int, pool_scores: np.ndarray, hard_real_weight:
 
 
 @torch.inference_mode()
-def evaluate(model: SBINet, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def evaluate(model: SBINet, x: np.ndarray, y: np.ndarray, equalize: bool = False) -> dict[str, float]:
     model.eval()
-    logits = torch.cat([model(sbi_input(x[i:i + 64])) for i in range(0, len(x), 64)]).numpy()
+    logits = torch.cat([model(sbi_input(x[i:i + 64], equalize)) for i in range(0, len(x), 64)]).numpy()
     model.train()
     return {"auc": roc_auc(logits[y == 0], logits[y == 1]), "acc": float(((logits > 0) == (y == 1)).mean())}
 
@@ -172,7 +181,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         model.load_state_dict(init_model.state_dict())
     pool_scores = np.zeros(len(pool_items))
     if cfg.hard_real_weight > 0 and pool_items:
-        pool_scores = blend_scores(model, [it[0] for it in pool_items])
+        pool_scores = blend_scores(model, [it[0] for it in pool_items], cfg.equalize_luma)
         log.info("starting model on the %d real pool photos: mean blend score %.3f, %d above 0.5",
                  len(pool_items), float(pool_scores.mean()), int((pool_scores > 0.5).sum()))
     cum_weights = sampling_weights(n_labelled, pool_scores, cfg.hard_real_weight)
@@ -206,7 +215,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = F.binary_cross_entropy_with_logits(model(sbi_input(np.stack(xs))), torch.tensor(ys))
+        loss = F.binary_cross_entropy_with_logits(model(sbi_input(np.stack(xs), cfg.equalize_luma)), torch.tensor(ys))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -214,25 +223,27 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         if step % 20 == 0:
             log.info("step %d %.1f min loss %.4f lr %.2e", step, elapsed / 60, loss.item(), lr)
         if time.monotonic() - last_ckpt > 120 or (elapsed := time.monotonic() - t0) >= budget:
-            metrics = evaluate(model, val_x, val_y)
+            metrics = evaluate(model, val_x, val_y, cfg.equalize_luma)
             rec = {"step": step, "minutes": round(elapsed / 60, 2), "loss": round(loss.item(), 4), **metrics}
             with log_path.open("a") as fh:
                 fh.write(json.dumps(rec) + "\n")
             log.info("val %s", rec)
             if metrics["auc"] > best:
                 best = metrics["auc"]
-                save_sbi(model, cfg.out_dir / "sbi_best.pt", {"width": cfg.width, "step": step, **metrics,
-                                                              "minutes": rec["minutes"]})
+                meta: dict[str, Any] = {"width": cfg.width, "step": step, **metrics, "minutes": rec["minutes"]}
+                if cfg.equalize_luma:
+                    meta["input_norm"] = LUMA_EQUALIZED
+                save_sbi(model, cfg.out_dir / "sbi_best.pt", meta)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "elapsed": elapsed, "step": step,
                         "best": best}, last.with_suffix(".tmp"))
             last.with_suffix(".tmp").replace(last)
             last_ckpt = time.monotonic()
-    final = evaluate(model, val_x, val_y)
+    final = evaluate(model, val_x, val_y, cfg.equalize_luma)
     return {"step": step, "best_auc": best, **final}
 
 
 def check_model(path: Path, data_root: Path) -> dict[str, float]:
     """Validation AUC of a saved model file (self-blends of the held-out CelebAMask faces)."""
-    model, _ = load_sbi(path)
+    model, meta = load_sbi(path)
     val_x, val_y = validation_set(_prepare(load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")))
-    return evaluate(model, val_x, val_y)
+    return evaluate(model, val_x, val_y, equalizes_input(meta))
