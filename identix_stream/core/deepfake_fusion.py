@@ -31,16 +31,17 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 # bias and weights on the factors' log-odds). A fake is a swap *or* a synthetic face, so the groups
 # combine as a mixture with equal priors: frame odds = (odds_swap + odds_synthetic) / 2. Adding the
 # groups' log-odds instead (the first rule) let a confident "not synthetic" cancel swap evidence:
-# on the fusion's fit data the mixture ranks reals vs all fakes at 0.924 vs 0.873 for the sum, and
-# puts reals and fakes on either side of 0 (medians -1.43 / +2.41 for swaps, +2.83 for StyleGAN3)
-# where the sum put reals at -3.86; see docs/deepfake.md. Weights fitted by `identix-stream
-# train-deepfake fusion` (training/fit_fusion.py) on 170 real faces (58 H.264 talking-head faces,
-# 60 unseen LFW photos, 52 CelebAMask) vs 170 swaps/self-blends of them and 30 held-out StyleGAN3
-# faces, the fingerprint reading each face at its source resolution as the service does. The
-# boundary factor came out against "fake" next to the blend CNN (collinear): reported, weight 0.
+# on the fusion's fit data the mixture ranks reals vs all fakes at 0.922 vs 0.874 for the sum, and
+# puts reals and fakes on either side of 0 (medians -1.65 / +2.46 for swaps, +2.76 for StyleGAN3)
+# where the sum put reals at -4.19; see docs/deepfake.md. Weights fitted by `identix-stream
+# train-deepfake fusion` (training/fit_fusion.py) for the luma-equalised blend CNN (2026-11-29)
+# on 170 real faces (58 H.264 talking-head faces, 60 unseen LFW photos, 52 CelebAMask) vs 170
+# swaps/self-blends of them and 30 held-out StyleGAN3 faces, the fingerprint reading each face at
+# its source resolution as the service does. Next to that CNN the boundary factor keeps a small
+# weight (it came out against "fake", so weight 0, next to the previous one).
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
-    "swap": (0.999, {"blend": 0.76, "boundary": 0.0}),
+    "swap": (0.695, {"blend": 1.058, "boundary": 0.225}),
     "synthetic": (0.927, {"gan_fingerprint": 0.87}),
 }
 # In video tracks the synthetic group's evidence *for* fake counts a quarter: no GAN video set exists

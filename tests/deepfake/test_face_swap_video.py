@@ -95,11 +95,5 @@ async def test_swap_changes_the_face_and_the_real_clip_is_never_flagged(
     assert all(s != "likely_fake" for _, s, _ in real_states), f"real: {real_states}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known miss (docs/deepfake.md, Results): with the session-3 blend CNN (cross-identity blends) and the "
-    "session-4 fusion this swap holds running p_fake ~0.73 from 1 to 3 s, under the 0.85 of likely_fake; 3 of "
-    "our 6 check swap videos are likely_fake within 3 s (4 of 6 over the whole clip)",
-)
 async def test_swapped_face_becomes_likely_fake_within_3s(fake_states: list[tuple[float, str, float | None]]) -> None:
     assert any(s == "likely_fake" for t, s, _ in fake_states if t <= SECONDS), f"swap: {fake_states}"
