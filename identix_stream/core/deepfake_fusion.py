@@ -37,8 +37,8 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 # train-deepfake fusion` (training/fit_fusion.py) for the luma-equalised blend CNN (2026-11-29)
 # on 170 real faces (58 H.264 talking-head faces, 60 unseen LFW photos, 52 CelebAMask) vs 170
 # swaps/self-blends of them and 30 held-out StyleGAN3 faces, the fingerprint reading each face at
-# its source resolution as the service does. Next to that CNN the boundary factor keeps a small
-# weight (it came out against "fake", so weight 0, next to the previous one).
+# its source resolution as the service does. The boundary factor keeps a small weight next to this
+# CNN (next to the previous one it came out against "fake" and was given weight 0).
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
     "swap": (0.695, {"blend": 1.058, "boundary": 0.225}),

@@ -48,8 +48,9 @@ def test_scorer_equalises_only_for_a_model_file_that_asks(tmp_path: Path, shared
     model, _ = load_sbi(MODELS / "deepfake_sbi.pt")
     for name in ("deepfake_spectral.json", "deepfake_boundary.json"):
         shutil.copy(MODELS / name, tmp_path / name)
-    dark_rgb = _darker(_face_rgb(shared_data))  # 128 px, shown to the scorer pixel-doubled so its
-    equalised_rgb = equalize_luma(np.stack([dark_rgb]))[0]  # 256 -> 128 area resize gives it back exactly
+    # 128-px faces, shown to the scorer pixel-doubled: its 256 -> 128 area resize gives them back exactly
+    dark_rgb = _darker(_face_rgb(shared_data))
+    equalised_rgb = equalize_luma(np.stack([dark_rgb]))[0]
 
     def crop(rgb: np.ndarray) -> np.ndarray:
         return cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (256, 256), interpolation=cv2.INTER_NEAREST)
