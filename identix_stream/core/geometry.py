@@ -90,3 +90,23 @@ def roll_angle_deg(left_eye: tuple[float, float], right_eye: tuple[float, float]
     dx = left_eye[0] - right_eye[0]
     dy = left_eye[1] - right_eye[1]
     return math.degrees(math.atan2(dy, dx))
+
+
+def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 rotation + uniform scale + shift mapping ``src`` points onto ``dst`` in the least-squares
+    sense (Umeyama 1991, reflections excluded). Both are (N, 2) with N >= 2 distinct points."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise ValueError(f"need two matching (N>=2, 2) point arrays, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s0, d0 = src - mu_s, dst - mu_d
+    var_s = float((s0**2).sum() / len(src))
+    if var_s < 1e-12:
+        raise ValueError("source points coincide; a similarity is undefined")
+    u, sig, vt = np.linalg.svd(d0.T @ s0 / len(src))
+    fix = np.diag([1.0, 1.0 if np.linalg.det(u) * np.linalg.det(vt) > 0 else -1.0])
+    rot = u @ fix @ vt
+    scale = float(np.trace(np.diag(sig) @ fix)) / var_s
+    shift = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, shift[:, None]])

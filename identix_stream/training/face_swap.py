@@ -1,10 +1,11 @@
 """Make face-swap test material: another person's face blended into real video frames.
 
 The classic cheap swap: per frame, the target face is found (detector), cropped with the parser's
-geometry and parsed; the donor face (a labelled photo) is scaled/moved onto the target's face box,
-its colours are matched to the target skin (mean/std in Lab), and it is blended in through the
-target's parsed face mask (eroded, feathered). Used by the tests (a swap must become likely_fake
-within 3 s) and by training/fit_fusion.py; never by the service.
+geometry and parsed; the donor face (a labelled photo) is aligned onto the target by a similarity
+fitted to the centres of the parts both parses show (brows, eyes, nose, mouth; the face boxes when
+fewer than 3 parts are shared), its colours are matched to the target skin (mean/std in Lab), and
+it is blended in through the target's parsed face mask (eroded, feathered). Used by the tests (a
+swap must become likely_fake within 3 s) and by training/fit_fusion.py; never by the service.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from identix_stream.core.classes import FACE_CLASSES
-from identix_stream.core.geometry import crop_window, face_box_from_labels, invert_affine
+from identix_stream.core.classes import FACE_CLASSES, L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW, R_EYE, U_LIP
+from identix_stream.core.geometry import crop_window, face_box_from_labels, invert_affine, similarity_from_points
 
 CROP = 256
+# Parts whose centres anchor the alignment; the mouth is the union of the lips and the inner mouth.
+ALIGN_PARTS: tuple[tuple[int, ...], ...] = ((L_BROW,), (R_BROW,), (L_EYE,), (R_EYE,), (NOSE,), (U_LIP, MOUTH, L_LIP))
+MIN_PART_PIXELS = 12
 
 
 def _box(labels: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -50,13 +54,35 @@ def box_to_box(src: tuple[float, float, float, float], dst: tuple[float, float, 
     return np.array([[s, 0, dcx - s * scx], [0, s, dcy - s * scy]], dtype=np.float64)
 
 
-def swap_crop(target: np.ndarray, target_labels: np.ndarray, donor: np.ndarray, donor_labels: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(swapped crop, blend alpha) for 256 crops and their labels; None if a face is missing."""
+def part_centres(labels: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Centre (x, y) of each of ``ALIGN_PARTS`` the parse shows with at least ``MIN_PART_PIXELS``, by part index."""
+    out: dict[int, tuple[float, float]] = {}
+    for i, ids in enumerate(ALIGN_PARTS):
+        ys, xs = np.nonzero(np.isin(labels, ids))
+        if xs.size >= MIN_PART_PIXELS:
+            out[i] = (float(xs.mean()), float(ys.mean()))
+    return out
+
+
+def donor_alignment(donor_labels: np.ndarray, target_labels: np.ndarray) -> np.ndarray | None:
+    """2x3 map of the donor crop onto the target crop: a similarity on the shared part centres when
+    at least 3 are shared, else the face boxes' scale + shift; None without a face in both."""
+    ds, ts = part_centres(donor_labels), part_centres(target_labels)
+    shared = sorted(set(ds) & set(ts))
+    if len(shared) >= 3:
+        return similarity_from_points(np.array([ds[i] for i in shared]), np.array([ts[i] for i in shared]))
     tb, db = _box(target_labels), _box(donor_labels)
     if tb is None or db is None:
         return None
-    m = box_to_box(db, tb)
+    return box_to_box(db, tb)
+
+
+def swap_crop(target: np.ndarray, target_labels: np.ndarray, donor: np.ndarray, donor_labels: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(swapped crop, blend alpha) for 256 crops and their labels; None if a face is missing."""
+    m = donor_alignment(donor_labels, target_labels)
+    if m is None:
+        return None
     warped = cv2.warpAffine(donor, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     warped_face = cv2.warpAffine(np.isin(donor_labels, FACE_CLASSES).astype(np.uint8), m, (CROP, CROP),
                                  flags=cv2.INTER_NEAREST)

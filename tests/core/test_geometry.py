@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from identix_stream.core.geometry import crop_window, face_box_from_labels, invert_affine, roll_angle_deg
+from identix_stream.core.geometry import (
+    crop_window,
+    face_box_from_labels,
+    invert_affine,
+    roll_angle_deg,
+    similarity_from_points,
+)
 
 
 def _apply(m: np.ndarray, x: float, y: float) -> tuple[float, float]:
@@ -51,3 +57,27 @@ def test_face_box_from_labels() -> None:
 def test_roll_angle() -> None:
     # person's left eye on the image right, lower than the right eye -> positive roll
     assert roll_angle_deg((60.0, 55.0), (40.0, 45.0)) == pytest.approx(math.degrees(math.atan2(10, 20)))
+
+
+def test_similarity_from_points_recovers_rotation_scale_shift() -> None:
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 100, (5, 2))
+    ang = math.radians(17.0)
+    truth = np.array([[1.3 * math.cos(ang), -1.3 * math.sin(ang), 12.0],
+                      [1.3 * math.sin(ang), 1.3 * math.cos(ang), -7.0]])
+    dst = src @ truth[:, :2].T + truth[:, 2]
+    np.testing.assert_allclose(similarity_from_points(src, dst), truth, atol=1e-9)
+
+
+def test_similarity_from_points_never_mirrors() -> None:
+    src = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    dst = src * np.array([-1.0, 1.0])  # a mirror image: the best proper similarity is not a reflection
+    m = similarity_from_points(src, dst)
+    assert np.linalg.det(m[:, :2]) > 0
+
+
+def test_similarity_from_points_rejects_degenerate_input() -> None:
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_from_points(np.ones((3, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="matching"):
+        similarity_from_points(np.zeros((1, 2)), np.zeros((1, 2)))
