@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from identix_stream.core.classes import FACE_CLASSES, IGNORE_INDEX, LFW3_FACE
-from identix_stream.core.geometry import crop_window, face_box_from_labels
+from identix_stream.core.geometry import crop_window
 
 
 def face_region(labels: np.ndarray, coarse: bool) -> np.ndarray:
@@ -21,6 +21,13 @@ def face_region(labels: np.ndarray, coarse: bool) -> np.ndarray:
     if coarse:
         return (labels == LFW3_FACE).astype(np.uint8)
     return (np.isin(labels, list(FACE_CLASSES)) & (labels != IGNORE_INDEX)).astype(np.uint8)
+
+
+def face_parts(labels: np.ndarray, coarse: bool) -> np.ndarray:
+    """The face region keeping its part ids (0 outside; coarse labels give 1 = skin for the whole face),
+    so a blend can align a donor by its parts and still read the region as ``parts > 0``."""
+    region = face_region(labels, coarse)
+    return region if coarse else np.where(region > 0, labels, 0).astype(np.uint8)
 
 
 def crop_sample(
@@ -96,9 +103,9 @@ def _deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def self_blend(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One self-blended fake from a BGR uint8 crop and its binary face mask (same size)."""
+    """One self-blended fake from a BGR uint8 crop and its face mask (same size; any id > 0 is face)."""
     src = _perturb_geometry(_perturb_sharpness(_perturb_colour(img, rng), rng), rng)
-    alpha = _deform_mask(mask, rng)[..., None]
+    alpha = _deform_mask((mask > 0).astype(np.uint8), rng)[..., None]
     out = alpha * src + (1.0 - alpha) * img.astype(np.float32)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -109,28 +116,31 @@ MIN_CROSS_FACE_PIXELS = 50  # a smaller face region gives no box worth moving a 
 def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray | None:
     """Another real person's face blended in (Face X-ray's "blended images", Li et al. CVPR 2020):
-    the donor crop is moved onto the target's face box, colour-matched to the target's face (Lab
-    mean/std) most of the time, given the same sharpness perturbation as a self-blend, and blended
-    through the target's deformed, feathered face mask. Self-blends teach subtle seams of the same
-    face; these teach the identity/texture change inside a seam that real swaps have. None when a
-    face region is too small."""
-    from identix_stream.training.face_swap import box_to_box, colour_transfer
+    the donor crop is aligned onto the target like ``training/face_swap.py`` does (a similarity on the
+    part centres both show, else the face boxes), moved by up to 2% of the crop, colour-matched to the
+    target's face (Lab mean/std) most of the time, given the same sharpness perturbation as a
+    self-blend, and blended through the target's deformed, feathered face mask. Masks are face part
+    maps (``face_parts``; any id > 0 is face). Self-blends teach subtle seams of the same face; these
+    teach the identity/texture change inside a seam that real swaps have. Until 2026-11-29 donors were
+    only box-aligned, so most cross blends showed misplaced eyes and brows, a cue real swaps lack.
+    None when a face region is too small."""
+    from identix_stream.training.face_swap import colour_transfer, donor_alignment
 
-    if min(np.count_nonzero(mask), np.count_nonzero(donor_mask)) < MIN_CROSS_FACE_PIXELS:
+    face, donor_face = mask > 0, donor_mask > 0
+    if min(np.count_nonzero(face), np.count_nonzero(donor_face)) < MIN_CROSS_FACE_PIXELS:
         return None
-    tb, db = face_box_from_labels(mask, (1,)), face_box_from_labels(donor_mask, (1,))
-    if tb is None or db is None:
+    m = donor_alignment(donor_mask, mask)
+    if m is None:
         return None
     n = img.shape[0]
-    m = box_to_box(db, tb)
     m[:, 2] += rng.uniform(-0.02, 0.02, 2) * n
     src = cv2.warpAffine(donor, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    src_mask = cv2.warpAffine(donor_mask, m, (n, n), flags=cv2.INTER_NEAREST)
-    region = (mask > 0) & (src_mask > 0)
+    src_face = cv2.warpAffine(donor_face.astype(np.uint8), m, (n, n), flags=cv2.INTER_NEAREST)
+    region = face & (src_face > 0)
     if region.sum() < 200:
         return None
     if rng.random() < 0.75:
-        src = colour_transfer(src, region, img, mask > 0)
+        src = colour_transfer(src, region, img, face)
     else:
         src = np.clip(_perturb_colour(src, rng), 0, 255).astype(np.uint8)
     src = _perturb_sharpness(src.astype(np.float32), rng)

@@ -32,7 +32,7 @@ from identix_stream.inference.deepfake_nets import (
     sbi_input,
 )
 from identix_stream.training.data import Sample, lfw_pool_training_paths, load_celebamask, load_lfw_parts
-from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, self_blend
+from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_parts, self_blend
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,14 @@ class TrainConfig:
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
-    return [(s.image, face_region(s.labels, s.coarse), s.face_box) for s in samples]
+    return [(s.image, face_parts(s.labels, s.coarse), s.face_box) for s in samples]
 
 
 Item = tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]
 
 
 def _parsed_items(crops: list[np.ndarray], runtime: Any) -> list[Item]:
-    """(crop, face mask, face box) for each crop our parser finds a face in."""
+    """(crop, face part map, face box) for each crop our parser finds a face in."""
     from identix_stream.core.classes import FACE_CLASSES
     from identix_stream.core.geometry import face_box_from_labels
 
@@ -72,7 +72,7 @@ def _parsed_items(crops: list[np.ndarray], runtime: Any) -> list[Item]:
     for crop, lab in zip(crops, runtime.labels(crops), strict=True):
         box = face_box_from_labels(lab, FACE_CLASSES)
         if box is not None:
-            items.append((crop, np.isin(lab, FACE_CLASSES).astype(np.uint8), box))
+            items.append((crop, np.where(np.isin(lab, FACE_CLASSES), lab, 0).astype(np.uint8), box))
     return items
 
 
