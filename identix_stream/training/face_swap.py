@@ -64,13 +64,39 @@ def part_centres(labels: np.ndarray) -> dict[int, tuple[float, float]]:
     return out
 
 
+# Part index pairs that trade places when a label map's left and right are swapped.
+_SIDED_PAIRS = ((0, 1), (2, 3))
+MAX_ALIGN_ROTATION_DEG = 60.0
+
+
+def _fit_parts(donor: dict[int, tuple[float, float]], target: dict[int, tuple[float, float]],
+               swap_sides: bool) -> tuple[np.ndarray, float] | None:
+    """Similarity donor -> target on shared parts (optionally with the donor's sides swapped) and its
+    RMS residual in pixels; None with fewer than 3 shared parts."""
+    rename = {a: b for pair in _SIDED_PAIRS for a, b in (pair, pair[::-1])} if swap_sides else {}
+    src = {rename.get(i, i): p for i, p in donor.items()}
+    shared = sorted(set(src) & set(target))
+    if len(shared) < 3:
+        return None
+    a, b = np.array([src[i] for i in shared]), np.array([target[i] for i in shared])
+    m = similarity_from_points(a, b)
+    residual = float(np.sqrt(np.mean(np.sum((a @ m[:, :2].T + m[:, 2] - b) ** 2, axis=1))))
+    return m, residual
+
+
 def donor_alignment(donor_labels: np.ndarray, target_labels: np.ndarray) -> np.ndarray | None:
     """2x3 map of the donor crop onto the target crop: a similarity on the shared part centres when
-    at least 3 are shared, else the face boxes' scale + shift; None without a face in both."""
+    at least 3 are shared, else the face boxes' scale + shift; None without a face in both.
+
+    Some CelebAMask masks name the sides from the viewer's point of view (1 of the first 6 held-out
+    faces), so the donor's parts are also tried with left and right swapped and the closer fit wins;
+    a fit that would turn the donor by more than ``MAX_ALIGN_ROTATION_DEG`` falls back to the boxes."""
     ds, ts = part_centres(donor_labels), part_centres(target_labels)
-    shared = sorted(set(ds) & set(ts))
-    if len(shared) >= 3:
-        return similarity_from_points(np.array([ds[i] for i in shared]), np.array([ts[i] for i in shared]))
+    fits = [f for f in (_fit_parts(ds, ts, False), _fit_parts(ds, ts, True)) if f is not None]
+    if fits:
+        m, _ = min(fits, key=lambda f: f[1])
+        if abs(np.degrees(np.arctan2(m[1, 0], m[0, 0]))) <= MAX_ALIGN_ROTATION_DEG:
+            return m
     tb, db = _box(target_labels), _box(donor_labels)
     if tb is None or db is None:
         return None

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from identix_stream.core.classes import CELEBAMASK19_TO_11, L_EYE, R_EYE
+from identix_stream.core.classes import CELEBAMASK19_TO_11, L_BROW, L_EYE, R_BROW, R_EYE
 from identix_stream.training.data import read_label_png
 from identix_stream.training.face_swap import (
     ALIGN_PARTS,
@@ -92,3 +92,16 @@ def test_alignment_falls_back_to_the_face_boxes_without_parts() -> None:
     np.testing.assert_allclose(m @ np.array([128.0, 128.0, 1.0]), [100.0, 140.0], atol=1.0)
     assert m[0, 0] == pytest.approx(0.5, abs=0.02)
     assert donor_alignment(donor, np.zeros_like(target)) is None
+
+
+@pytest.mark.data
+def test_a_donor_whose_sides_are_named_from_the_viewer_still_aligns(donor: tuple[np.ndarray, np.ndarray]) -> None:
+    """Some CelebAMask masks call the image-left eye "left"; the swap must not turn that donor upside down."""
+    _, labels = donor
+    target = _warp_labels(labels, _similarity(10.0, 0.9, (5.0, 5.0)))
+    mislabelled = labels.copy()
+    for a, b in ((L_EYE, R_EYE), (L_BROW, R_BROW)):
+        mislabelled[labels == a], mislabelled[labels == b] = b, a
+    good, swapped = donor_alignment(labels, target), donor_alignment(mislabelled, target)
+    assert good is not None and swapped is not None
+    np.testing.assert_allclose(swapped, good, atol=1e-9)
