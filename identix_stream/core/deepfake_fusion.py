@@ -34,14 +34,14 @@ from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 # on the fusion's fit data the mixture ranks reals vs all fakes at 0.922 vs 0.874 for the sum, and
 # puts reals and fakes on either side of 0 (medians -1.65 / +2.46 for swaps, +2.76 for StyleGAN3)
 # where the sum put reals at -4.19; see docs/deepfake.md. Weights fitted by `identix-stream
-# train-deepfake fusion` (training/fit_fusion.py) for the luma-equalised blend CNN (2026-11-29)
-# on 170 real faces (58 H.264 talking-head faces, 60 unseen LFW photos, 52 CelebAMask) vs 170
-# swaps/self-blends of them and 30 held-out StyleGAN3 faces, the fingerprint reading each face at
-# its source resolution as the service does. The boundary factor keeps a small weight next to this
-# CNN (next to the previous one it came out against "fake" and was given weight 0).
+# train-deepfake fusion` (training/fit_fusion.py) for the luma-equalised blend CNN, refitted
+# 2026-11-29 when the swap tool began aligning donors by their parts, on 170 real faces (58 H.264
+# talking-head faces, 60 unseen LFW photos, 52 CelebAMask) vs 170 part-aligned swaps/self-blends of
+# them and 30 held-out StyleGAN3 faces, the fingerprint reading each face at its source resolution
+# as the service does. The boundary factor keeps a small weight (0.225 on the box-aligned swaps).
 FRAME_FACTORS = ("blend", "gan_fingerprint", "boundary")
 FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, {factor: weight})
-    "swap": (0.695, {"blend": 1.058, "boundary": 0.225}),
+    "swap": (0.742, {"blend": 1.024, "boundary": 0.053}),
     "synthetic": (0.927, {"gan_fingerprint": 0.87}),
 }
 # In video tracks the synthetic group's evidence *for* fake counts a quarter: no GAN video set exists

@@ -97,7 +97,7 @@ async def test_swap_changes_the_face_and_the_real_clip_is_never_flagged(
 
 @pytest.mark.xfail(strict=False, reason=(
     "since the swap tool aligns the donor by its parts (2026-11-29) the swap no longer shows misplaced "
-    "eyes and brows; the shipped blend CNN, trained with box-aligned cross blends, keeps it at p 0.74-0.78 "
-    "(uncertain) in the first 3 s; docs/deepfake.md, Results"))
+    "eyes and brows; the shipped blend CNN (trained with box-aligned cross blends) and fusion keep it at "
+    "p 0.77 (uncertain) over the first 3 s; docs/deepfake.md, Results"))
 async def test_swapped_face_becomes_likely_fake_within_3s(fake_states: list[tuple[float, str, float | None]]) -> None:
     assert any(s == "likely_fake" for t, s, _ in fake_states if t <= SECONDS), f"swap: {fake_states}"
