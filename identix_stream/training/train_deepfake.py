@@ -72,7 +72,7 @@ def _parsed_items(crops: list[np.ndarray], runtime: Any) -> list[Item]:
     for crop, lab in zip(crops, runtime.labels(crops), strict=True):
         box = face_box_from_labels(lab, FACE_CLASSES)
         if box is not None:
-            items.append((crop, np.where(np.isin(lab, FACE_CLASSES), lab, 0).astype(np.uint8), box))
+            items.append((crop, face_parts(lab, coarse=False), box))
     return items
 
 

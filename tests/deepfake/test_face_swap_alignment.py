@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from identix_stream.core.classes import CELEBAMASK19_TO_11, L_BROW, L_EYE, R_BROW, R_EYE
+from identix_stream.core.classes import CELEBAMASK19_TO_11, FACE_CLASSES, L_BROW, L_EYE, R_BROW, R_EYE
+from identix_stream.core.geometry import face_box_from_labels
 from identix_stream.training.data import read_label_png
 from identix_stream.training.face_swap import (
     ALIGN_PARTS,
@@ -78,8 +79,9 @@ def test_parts_alignment_puts_the_eyes_on_a_tilted_targets_eyes(donor: tuple[np.
 
 
 def _box_of(labels: np.ndarray) -> tuple[float, float, float, float]:
-    ys, xs = np.nonzero((labels > 0) & (labels < 10))
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    box = face_box_from_labels(labels, FACE_CLASSES)
+    assert box is not None, "the face must be in the crop"
+    return box
 
 
 def test_alignment_falls_back_to_the_face_boxes_without_parts() -> None:
