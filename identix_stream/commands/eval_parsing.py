@@ -18,6 +18,7 @@ import numpy as np
 
 from identix_stream.config import PRECISIONS
 from identix_stream.core.classes import CLASS_NAMES, F1_CLASSES, LABEL_SETS, NUM_CLASSES, OURS_TO_LFW3
+from identix_stream.core.label_sides import swap_sides, viewer_sided
 from identix_stream.core.metrics import confusion, summarize
 from identix_stream.errors import DataError, InvalidInput
 
@@ -39,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("auto", *PRECISIONS), default="fp32",
                    help="parser precision (fp32 is the reference; auto = what the service picks here)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs")
+    p.add_argument("--fix-sides", action="store_true",
+                   help="grade masks that name left/right from the viewer's side (some CelebAMask-HQ masks) "
+                        "with their sides swapped; the count is reported as sides_fixed")
     p.add_argument("--json", action="store_true", help="print JSON only")
     p.set_defaults(func=run)
 
@@ -69,18 +73,22 @@ def to_eval_space(pred: np.ndarray, truth: np.ndarray, label_set: str) -> tuple[
     return pred, LABEL_SETS[label_set][truth], NUM_CLASSES
 
 
-def evaluate(predict: Predictor, images: Path, masks: Path, label_set: str, limit: int = 0) -> dict[str, object]:
+def evaluate(predict: Predictor, images: Path, masks: Path, label_set: str, limit: int = 0,
+             fix_sides: bool = False) -> dict[str, object]:
     from identix_stream.training.data import read_image, read_label_png
 
     n = 3 if label_set == "lfw3" else NUM_CLASSES
     conf = np.zeros((n, n), np.int64)
-    count = 0
+    count = fixed = 0
     started = time.monotonic()
     for img_path, mask_path in pairs(images, masks):
         image, truth = read_image(img_path), read_label_png(mask_path)
         if truth.shape != image.shape[:2]:
             raise DataError(f"{mask_path.name}: mask {truth.shape} does not match image {image.shape[:2]}")
         pred, truth_ours, _ = to_eval_space(predict(image), truth, label_set)
+        if fix_sides and label_set != "lfw3" and viewer_sided(truth_ours):
+            truth_ours = swap_sides(truth_ours)
+            fixed += 1
         conf += confusion(pred, truth_ours, n)
         count += 1
         if limit and count >= limit:
@@ -89,6 +97,7 @@ def evaluate(predict: Predictor, images: Path, masks: Path, label_set: str, limi
     f1_classes = (1, 2) if label_set == "lfw3" else F1_CLASSES
     summary = summarize(conf, names, f1_classes)
     summary["n_images"] = count
+    summary["sides_fixed"] = fixed if fix_sides else None
     summary["labels"] = label_set
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary
@@ -100,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise InvalidInput(f"--limit must be >= 0, got {args.limit}")
     with image_parser(model_path=args.model, crop=args.crop, precision=args.precision) as predict:
-        result = evaluate(predict, args.images, args.masks, args.labels, args.limit)
+        result = evaluate(predict, args.images, args.masks, args.labels, args.limit, args.fix_sides)
     result["crop"] = args.crop
     result["precision"] = args.precision
     if args.json:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from identix_stream.core.classes import CELEBAMASK19_TO_11, IGNORE_INDEX, LFW3_FACE
 from identix_stream.core.geometry import face_box_from_labels
+from identix_stream.core.label_sides import canonical_sides
 from identix_stream.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def is_validation(name: str, fraction: float) -> bool:
 
 
 def load_celebamask(root: Path, split: str, val_fraction: float = 0.11) -> list[Sample]:
-    """CelebAMask-mini pairs; split is 'train' or 'val' (our own held-out split of the 900)."""
+    """CelebAMask-mini pairs; split is 'train' or 'val' (our own held-out split of the 900). Masks that
+    name the sides from the viewer's point of view are corrected (``core/label_sides.py``)."""
     img_dir, mask_dir = root / "images", root / "masks"
     if not img_dir.is_dir():
         raise DataError(f"no CelebAMask images under {img_dir}")
@@ -72,7 +74,8 @@ def load_celebamask(root: Path, split: str, val_fraction: float = 0.11) -> list[
         if box is None:
             log.warning("skipping %s: no face pixels", name)
             continue
-        samples.append(Sample(name, read_image(img_path), CELEBAMASK19_TO_11[raw], box, coarse=False))
+        labels = canonical_sides(CELEBAMASK19_TO_11[raw])
+        samples.append(Sample(name, read_image(img_path), labels, box, coarse=False))
     return samples
 
 

@@ -24,3 +24,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--init", type=Path, default=None,
+                   help="parser model file to start from (fine-tuning: its weights, a fresh optimizer and schedule); "
+                        "ignored when <out>/last.pt exists")

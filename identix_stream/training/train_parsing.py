@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -25,8 +26,17 @@ import torch
 from identix_stream.core.classes import CLASS_NAMES, F1_CLASSES, IGNORE_INDEX, NUM_CLASSES, OURS_TO_LFW3
 from identix_stream.core.geometry import crop_window
 from identix_stream.core.metrics import confusion, summarize
+from identix_stream.errors import ModelError
 from identix_stream.inference.bisenet import BiSeNet
-from identix_stream.inference.model_file import IMAGENET_MEAN, IMAGENET_STD, ParserSpec, build_model, save_parser
+from identix_stream.inference.model_file import (
+    AUX_PREFIXES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ParserSpec,
+    build_model,
+    load_parser,
+    save_parser,
+)
 from identix_stream.training.augment import occlude, photometric, random_crop
 from identix_stream.training.data import Sample, load_celebamask, load_lfw_parts
 from identix_stream.training.losses import parsing_loss
@@ -123,6 +133,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def init_weights(model: BiSeNet, spec: ParserSpec, path: Path) -> None:
+    """Start from a shipped parser file (fine-tuning). Its auxiliary heads were not shipped, so those
+    start fresh; the architecture and framing must match the run's."""
+    source, source_spec = load_parser(path)
+    same = (source_spec.backbone, source_spec.input_size, source_spec.n_outputs, source_spec.crop_scale,
+            source_spec.crop_shift_y) == (spec.backbone, spec.input_size, spec.n_outputs, spec.crop_scale,
+                                          spec.crop_shift_y)
+    if not same or source_spec.output_to_ours is not None:
+        raise ModelError(f"--init {path}: a {source_spec.backbone} {source_spec.input_size}-px model does not "
+                         f"match this run ({spec.backbone}, {spec.input_size} px, crop {spec.crop_scale})")
+    model.load_state_dict(source.state_dict())
+    log.info("initialised from %s (auxiliary heads %s start fresh)", path, ", ".join(AUX_PREFIXES))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -140,11 +164,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
              len(fine_train), len(fine_val), len(coarse_train), len(coarse_val), time.monotonic() - t0)
 
     spec = ParserSpec(backbone=args.backbone, input_size=args.size)
-    model = build_model(spec).to(device).to(memory_format=torch.channels_last)
+    model = build_model(spec)
+    last = args.out / "last.pt"
+    if args.init is not None and not last.is_file():
+        init_weights(model, spec, args.init)
+    model = model.to(device).to(memory_format=torch.channels_last)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "best_f1": -1.0, "history": []}
-    last = args.out / "last.pt"
     if last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])

@@ -13,6 +13,7 @@ import pytest
 
 from identix_stream.commands.eval_parsing import evaluate
 from identix_stream.core.classes import CELEBAMASK19_TO_11
+from identix_stream.core.label_sides import canonical_sides
 from identix_stream.training.data import read_label_png
 
 pytestmark = pytest.mark.data
@@ -46,6 +47,28 @@ def test_oracle_scores_perfectly_and_mislabels_are_caught(shared_data: Path, tmp
     per_class = wrong["per_class"]
     assert per_class["left_eyebrow"]["f1"] == 0.0 and per_class["right_eyebrow"]["f1"] == 0.0  # type: ignore[index]
     assert per_class["nose"]["f1"] == 1.0  # type: ignore[index]
+
+
+def test_fix_sides_grades_viewer_side_masks_by_the_person_s_sides(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "face_parsing" / "celebamask_mini"
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    # 042b44c1...: a held-out mask whose "left" eye and brow are on the image's left (viewer side)
+    for name in ("042b44c1ff154ba2ac66fc71c0db4e00", sorted(p.stem for p in (root / "masks").glob("*.png"))[0]):
+        shutil.copy(root / "images" / f"{name}.jpg", images / f"{name}.jpg")
+        shutil.copy(root / "masks" / f"{name}.png", masks / f"{name}.png")
+    truths = [canonical_sides(CELEBAMASK19_TO_11[read_label_png(m)]) for m in sorted(masks.glob("*.png"))]
+
+    served = iter(truths)
+    fixed = evaluate(lambda image: next(served), images, masks, "celebamask19", fix_sides=True)
+    assert fixed["mean_f1"] == 1.0 and fixed["sides_fixed"] == 1
+
+    served = iter(truths)
+    as_given = evaluate(lambda image: next(served), images, masks, "celebamask19")
+    assert as_given["sides_fixed"] is None
+    assert as_given["per_class"]["left_eye"]["f1"] < 0.8  # type: ignore[index]
+    assert as_given["per_class"]["nose"]["f1"] == 1.0  # type: ignore[index]
 
 
 @pytest.mark.slow
