@@ -4,6 +4,7 @@ Seeded and resumable: ``<out>/last.pt`` is written every few minutes and on exit
 the same ``--out`` continues from it. The learning rate follows a warm-up + cosine schedule over a
 time budget (CPU runs) or a step budget (``--max-steps``), whichever is given. The best model by
 held-out CelebAMask mean F1 is exported to ``<out>/best_model.pt`` in the shipping format.
+``--init MODEL`` starts a new run from a parser file's weights (fine-tuning).
 """
 
 from __future__ import annotations
