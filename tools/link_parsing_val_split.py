@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from identix_stream.training.data import is_validation
+from identix_stream.training.data import CELEBAMASK_VAL_FRACTION, is_validation
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", type=Path, default=Path("../shared/data/face_parsing/celebamask_mini"))
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--val-fraction", type=float, default=0.11)
+    p.add_argument("--val-fraction", type=float, default=CELEBAMASK_VAL_FRACTION)
     args = p.parse_args()
     for sub in ("images", "masks"):
         (args.out / sub).mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Our classes name the sides from the person's point of view: the person's left eye appears on the
 right of an unmirrored photo. Some CelebAMask-HQ masks name them from the viewer's side instead
-(49 of the 796 CelebAMask-mini training masks, 9 of our 104 held-out ones). Trained or scored as
+(49 of the 796 CelebAMask-mini training masks, 10 of our 104 held-out ones). Trained or scored as
 they are, those masks teach and grade the sided classes backwards; ``canonical_sides`` corrects them.
 """
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from identix_stream.core.classes import FACE_CLASSES, L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW, R_EYE, U_LIP
 from identix_stream.core.geometry import crop_window, face_box_from_labels, invert_affine, similarity_from_points
+from identix_stream.core.label_sides import swap_sides
 
 CROP = 256
 # Parts whose centres anchor the alignment; the mouth is the union of the lips and the inner mouth.
@@ -64,21 +65,17 @@ def part_centres(labels: np.ndarray) -> dict[int, tuple[float, float]]:
     return out
 
 
-# Indices into ALIGN_PARTS that trade places when a label map's left and right are swapped.
-_SIDED_PAIRS = tuple((ALIGN_PARTS.index((a,)), ALIGN_PARTS.index((b,))) for a, b in ((L_BROW, R_BROW), (L_EYE, R_EYE)))
 MAX_ALIGN_ROTATION_DEG = 60.0
 
 
-def _fit_parts(donor: dict[int, tuple[float, float]], target: dict[int, tuple[float, float]],
-               swap_sides: bool) -> tuple[np.ndarray, float] | None:
-    """Similarity donor -> target on shared parts (optionally with the donor's sides swapped) and its
-    RMS residual in pixels; None with fewer than 3 shared parts."""
-    rename = {a: b for pair in _SIDED_PAIRS for a, b in (pair, pair[::-1])} if swap_sides else {}
-    src = {rename.get(i, i): p for i, p in donor.items()}
-    shared = sorted(set(src) & set(target))
+def _fit_parts(donor: dict[int, tuple[float, float]], target: dict[int, tuple[float, float]]
+               ) -> tuple[np.ndarray, float] | None:
+    """Similarity donor -> target on shared parts and its RMS residual in pixels; None with fewer
+    than 3 shared parts."""
+    shared = sorted(set(donor) & set(target))
     if len(shared) < 3:
         return None
-    a, b = np.array([src[i] for i in shared]), np.array([target[i] for i in shared])
+    a, b = np.array([donor[i] for i in shared]), np.array([target[i] for i in shared])
     m = similarity_from_points(a, b)
     residual = float(np.sqrt(np.mean(np.sum((a @ m[:, :2].T + m[:, 2] - b) ** 2, axis=1))))
     return m, residual
@@ -88,12 +85,13 @@ def donor_alignment(donor_labels: np.ndarray, target_labels: np.ndarray) -> np.n
     """2x3 map of the donor crop onto the target crop: a similarity on the shared part centres when
     at least 3 are shared, else the face boxes' scale + shift; None without a face in both.
 
-    Some CelebAMask masks name the sides from the viewer's point of view (49 of 796 CelebAMask-mini
-    train masks, 9 of 104 held-out), so the donor's parts are also tried with left and right swapped
-    and the closer fit wins; a fit that would turn the donor by more than ``MAX_ALIGN_ROTATION_DEG``
-    falls back to the boxes."""
-    ds, ts = part_centres(donor_labels), part_centres(target_labels)
-    fits = [f for f in (_fit_parts(ds, ts, False), _fit_parts(ds, ts, True)) if f is not None]
+    A donor's labels may name the sides from the viewer's point of view (raw CelebAMask masks, see
+    ``core/label_sides.py``; a parse can get them wrong too), so its parts are also tried with left
+    and right swapped and the closer fit wins; a fit that would turn the donor by more than
+    ``MAX_ALIGN_ROTATION_DEG`` falls back to the boxes."""
+    ts = part_centres(target_labels)
+    fits = [f for labels in (donor_labels, swap_sides(donor_labels))
+            if (f := _fit_parts(part_centres(labels), ts)) is not None]
     if fits:
         m, _ = min(fits, key=lambda f: f[1])
         if abs(np.degrees(np.arctan2(m[1, 0], m[0, 0]))) <= MAX_ALIGN_ROTATION_DEG:

@@ -138,10 +138,8 @@ def init_weights(model: BiSeNet, spec: ParserSpec, path: Path) -> None:
     """Start from a shipped parser file (fine-tuning). Its auxiliary heads were not shipped, so those
     start fresh; the architecture and framing must match the run's."""
     source, source_spec = load_parser(path)
-    same = (source_spec.backbone, source_spec.input_size, source_spec.n_outputs, source_spec.crop_scale,
-            source_spec.crop_shift_y) == (spec.backbone, spec.input_size, spec.n_outputs, spec.crop_scale,
-                                          spec.crop_shift_y)
-    if not same or source_spec.output_to_ours is not None:
+    fields = ("backbone", "input_size", "n_outputs", "crop_scale", "crop_shift_y", "output_to_ours")
+    if any(getattr(source_spec, f) != getattr(spec, f) for f in fields):
         raise ModelError(f"--init {path}: a {source_spec.backbone} {source_spec.input_size}-px model does not "
                          f"match this run ({spec.backbone}, {spec.input_size} px, crop {spec.crop_scale})")
     model.load_state_dict(source.state_dict())

@@ -13,7 +13,7 @@ from identix_stream.core.classes import CELEBAMASK19_TO_11
 from identix_stream.core.label_sides import swap_sides, viewer_sided
 from identix_stream.errors import ModelError
 from identix_stream.inference.model_file import ParserSpec, build_model, save_parser
-from identix_stream.training.data import is_validation, load_celebamask, read_label_png
+from identix_stream.training.data import CELEBAMASK_VAL_FRACTION, is_validation, load_celebamask, read_label_png
 from identix_stream.training.train_parsing import init_weights
 
 
@@ -22,7 +22,7 @@ def test_celebamask_viewer_side_masks_are_counted_and_corrected_on_load(shared_d
     root = shared_data / "face_parsing" / "celebamask_mini"
     raw = {p.stem: CELEBAMASK19_TO_11[read_label_png(p)] for p in sorted((root / "masks").glob("*.png"))}
     flagged = {name for name, labels in raw.items() if viewer_sided(labels)}
-    in_val = {name for name in flagged if is_validation(name, 0.11)}
+    in_val = {name for name in flagged if is_validation(name, CELEBAMASK_VAL_FRACTION)}
     # measured on the shared CelebAMask-mini set (900 masks): 49 train, 10 held-out (one by its brows)
     assert (len(flagged) - len(in_val), len(in_val)) == (49, 10)
 
