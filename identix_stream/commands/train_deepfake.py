@@ -7,7 +7,20 @@ import json
 import logging
 from pathlib import Path
 
+from identix_stream.inference.sbi_spec import SBI_INPUT, SBI_INPUT_RANGE
+
 log = logging.getLogger(__name__)
+
+
+def _sbi_input_size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--input-size must be an integer, got {text!r}") from None
+    lo, hi = SBI_INPUT_RANGE
+    if not lo <= size <= hi:
+        raise argparse.ArgumentTypeError(f"--input-size must be in {lo}-{hi}, got {size}")
+    return size
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -18,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
                           lr=args.lr, threads=args.threads, parser=Path(args.parser) if args.parser else None,
                           pool_faces=args.pool_faces, init=Path(args.init) if args.init else None,
                           cross_share=args.cross_share, hard_real_weight=args.hard_real_weight,
-                          equalize_luma=args.equalize_luma)
+                          equalize_luma=args.equalize_luma, input_size=args.input_size)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -63,4 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--equalize-luma", action="store_true",
                    help="histogram-equalise the luma of every CNN input, in training and (marked in the model "
                         "file) in the service: exposure and skin tone stop being cues (sbi)")
+    p.add_argument("--input-size", type=_sbi_input_size, default=SBI_INPUT,
+                   help=f"square CNN input side in pixels, {SBI_INPUT_RANGE[0]}-{SBI_INPUT_RANGE[1]} (marked in the "
+                        f"model file; the 256-px parser crop is resized to it; sbi, default {SBI_INPUT})")
     p.set_defaults(func=_run)

@@ -1,11 +1,14 @@
 """The small CNN of the blend-artifact factor (self-blended images, Shiohara & Yamasaki 2022).
 
-Trained from scratch on 2 CPU cores in minutes, so it is small: 128x128 input, five stages,
-~1.2 M parameters, one logit (fake). The model file holds ``{"format", "state_dict", "meta"}``.
+Trained from scratch on 2 CPU cores in minutes, so it is small: five stages, ~1.2 M parameters,
+one logit (fake), 128x128 input unless the file says otherwise (``meta["input_size"]``: the network
+is fully convolutional, so a file fine-tuned at another size loads the same way). The model file
+holds ``{"format", "state_dict", "meta"}``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,9 @@ import torch
 from torch import nn
 
 from identix_stream.errors import ModelError
+from identix_stream.inference.sbi_spec import SBI_INPUT, SBI_INPUT_RANGE
 
 SBI_FORMAT = "identix-sbi-v1"
-SBI_INPUT = 128  # pixels; the 256 parser crop is resized to this
 SBI_MEAN = 0.5
 SBI_STD = 0.25
 LUMA_EQUALIZED = "luma-equalized"  # meta["input_norm"] of a model trained on histogram-equalised luma
@@ -63,7 +66,7 @@ def equalize_luma(crops_rgb: np.ndarray) -> np.ndarray:
 
 
 def sbi_input(crops_rgb: np.ndarray, equalize: bool = False) -> torch.Tensor:
-    """(N, 128, 128, 3) uint8 RGB -> normalised NCHW float tensor (luma equalised first when ``equalize``)."""
+    """(N, S, S, 3) uint8 RGB -> normalised NCHW float tensor (luma equalised first when ``equalize``)."""
     if equalize:
         crops_rgb = equalize_luma(crops_rgb)
     x = torch.from_numpy(np.ascontiguousarray(crops_rgb)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -73,6 +76,20 @@ def sbi_input(crops_rgb: np.ndarray, equalize: bool = False) -> torch.Tensor:
 def equalizes_input(meta: dict[str, Any]) -> bool:
     """Whether a model file's input must be luma-equalised (files before this option: no)."""
     return meta.get("input_norm") == LUMA_EQUALIZED
+
+
+def input_size(meta: dict[str, Any]) -> int:
+    """The square input side a model file was trained at (files before this option: 128)."""
+    size = meta.get("input_size", SBI_INPUT)
+    if not isinstance(size, int) or not SBI_INPUT_RANGE[0] <= size <= SBI_INPUT_RANGE[1]:
+        raise ModelError(f"deepfake blend model input_size must be an int in {SBI_INPUT_RANGE}, got {size!r}")
+    return size
+
+
+def resize_for_sbi(crops_bgr: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """BGR face crops -> (N, size, size, 3) RGB uint8, resized the way the scorer and training agree on."""
+    return np.stack([cv2.cvtColor(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+                     for c in crops_bgr])
 
 
 def save_sbi(model: SBINet, path: Path, meta: dict[str, Any]) -> None:
@@ -93,6 +110,7 @@ def load_sbi(path: Path) -> tuple[SBINet, dict[str, Any]]:
     if not isinstance(blob, dict) or blob.get("format") != SBI_FORMAT:
         raise ModelError(f"{path} is not an {SBI_FORMAT} model file")
     meta = dict(blob.get("meta", {}))
+    input_size(meta)  # a bad value fails at load, not on the first frame
     model = SBINet(int(meta.get("width", 16)))
     try:
         model.load_state_dict(blob["state_dict"])

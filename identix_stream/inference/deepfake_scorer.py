@@ -16,14 +16,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from identix_stream.core.logistic import Logistic
 from identix_stream.errors import InvalidInput, ModelError
 from identix_stream.inference.deepfake_features import boundary_features, fingerprint_features, native_square
-from identix_stream.inference.deepfake_nets import SBI_INPUT, SBINet, equalizes_input, load_sbi, sbi_input
+from identix_stream.inference.deepfake_nets import (
+    SBI_INPUT,
+    SBINet,
+    equalizes_input,
+    input_size,
+    load_sbi,
+    resize_for_sbi,
+    sbi_input,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +59,10 @@ class DeepfakeScorer:
     """The frame-level deepfake models; ``score`` maps parser crops (+ their labels) to factors."""
 
     def __init__(self, sbi: SBINet, spectral: Logistic, boundary: Logistic, device: torch.device,
-                 sbi_equalize: bool = False) -> None:
+                 sbi_equalize: bool = False, sbi_size: int = SBI_INPUT) -> None:
         self.sbi = sbi.to(device)
         self.sbi_equalize = sbi_equalize
+        self.sbi_size = sbi_size
         self.spectral = spectral
         self.boundary = boundary
         self.device = device
@@ -66,12 +74,11 @@ class DeepfakeScorer:
         sbi, sbi_meta = load_sbi(models_dir / SBI_FILE)
         spectral = _load_head(models_dir / SPECTRAL_FILE, "identix-spectral-v1", 350)
         boundary = _load_head(models_dir / BOUNDARY_FILE, "identix-boundary-v1", 5)
-        return cls(sbi, spectral, boundary, dev, sbi_equalize=equalizes_input(sbi_meta))
+        return cls(sbi, spectral, boundary, dev, sbi_equalize=equalizes_input(sbi_meta), sbi_size=input_size(sbi_meta))
 
     @torch.inference_mode()
     def _blend(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
-        small = np.stack([cv2.cvtColor(cv2.resize(c, (SBI_INPUT, SBI_INPUT), interpolation=cv2.INTER_AREA),
-                                       cv2.COLOR_BGR2RGB) for c in crops_bgr])
+        small = resize_for_sbi(crops_bgr, self.sbi_size)
         logits = self.sbi(sbi_input(small, self.sbi_equalize).to(self.device)).float().cpu().numpy()
         return 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
 

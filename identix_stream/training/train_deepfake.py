@@ -27,7 +27,9 @@ from identix_stream.inference.deepfake_nets import (
     SBI_INPUT,
     SBINet,
     equalizes_input,
+    input_size,
     load_sbi,
+    resize_for_sbi,
     save_sbi,
     sbi_input,
 )
@@ -54,6 +56,7 @@ class TrainConfig:
     cross_share: float = 0.0  # share of fakes that blend in another training face instead of the same one
     hard_real_weight: float = 0.0  # pool photo sampling weight 1 + this x the starting model's blend score
     equalize_luma: bool = False  # train (and mark the file) for histogram-equalised luma input
+    input_size: int = SBI_INPUT  # square CNN input side (marked in the file; --init files of any size load)
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -102,14 +105,16 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
     return video, pool
 
 
-def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(real, fake) RGB crops of one face, each degraded independently. The fake is a self-blend, or
-    with a ``donor`` face another person's face blended in (when both face regions are usable)."""
+def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None,
+              size: int = SBI_INPUT) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake) RGB ``size`` px crops of one face, each degraded independently. The fake is a
+    self-blend, or with a ``donor`` face another person's face blended in (when both face regions are
+    usable)."""
     img, mask, box = item
-    crop, msk = crop_sample(img, mask, box, SBI_INPUT, rng)
+    crop, msk = crop_sample(img, mask, box, size, rng)
     fake = None
     if donor is not None:
-        d_crop, d_msk = crop_sample(donor[0], donor[1], donor[2], SBI_INPUT, rng)
+        d_crop, d_msk = crop_sample(donor[0], donor[1], donor[2], size, rng)
         fake = cross_blend(crop, msk, d_crop, d_msk, rng)
     if fake is None:
         fake = self_blend(crop, msk, rng)
@@ -118,24 +123,24 @@ def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None) -
     return cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB)
 
 
-def validation_set(items: list, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+def validation_set(items: list, seed: int = 1234, size: int = SBI_INPUT) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for it in items:
-        r, f = make_pair(it, rng)
+        r, f = make_pair(it, rng, size=size)
         xs += [r, f]
         ys += [0, 1]
     return np.stack(xs), np.array(ys)
 
 
 @torch.inference_mode()
-def blend_scores(model: SBINet, crops_bgr: list[np.ndarray], equalize: bool = False) -> np.ndarray:
+def blend_scores(model: SBINet, crops_bgr: list[np.ndarray], equalize: bool = False,
+                 size: int = SBI_INPUT) -> np.ndarray:
     """The model's blend probability for each crop, resized the way the service's scorer does."""
     model.eval()
     out = []
     for k in range(0, len(crops_bgr), 64):
-        small = np.stack([cv2.cvtColor(cv2.resize(c, (SBI_INPUT, SBI_INPUT), interpolation=cv2.INTER_AREA),
-                                       cv2.COLOR_BGR2RGB) for c in crops_bgr[k:k + 64]])
+        small = resize_for_sbi(crops_bgr[k:k + 64], size)
         out.append(torch.sigmoid(model(sbi_input(small, equalize))).numpy())
     model.train()
     return np.concatenate(out) if out else np.zeros(0, np.float32)
@@ -163,7 +168,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     fp = cfg.data_root / "face_parsing"
     train_items = _prepare(load_celebamask(fp / "celebamask_mini", "train"))
     train_items += _prepare(load_lfw_parts(fp / "lfw_parts", "train"))
-    val_x, val_y = validation_set(_prepare(load_celebamask(fp / "celebamask_mini", "val")))
+    val_x, val_y = validation_set(_prepare(load_celebamask(fp / "celebamask_mini", "val")),
+                                  size=cfg.input_size)
     vid_items: list[Item] = []
     pool_items: list[Item] = []
     if cfg.parser is not None:
@@ -181,7 +187,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         model.load_state_dict(init_model.state_dict())
     pool_scores = np.zeros(len(pool_items))
     if cfg.hard_real_weight > 0 and pool_items:
-        pool_scores = blend_scores(model, [it[0] for it in pool_items], cfg.equalize_luma)
+        pool_scores = blend_scores(model, [it[0] for it in pool_items], cfg.equalize_luma, cfg.input_size)
         log.info("starting model on the %d real pool photos: mean blend score %.3f, %d above 0.5",
                  len(pool_items), float(pool_scores.mean()), int((pool_scores > 0.5).sum()))
     cum_weights = sampling_weights(n_labelled, pool_scores, cfg.hard_real_weight)
@@ -209,7 +215,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             else:
                 item = train_items[int(np.searchsorted(cum_weights, rng.random() * cum_weights[-1], side="right"))]
             donor = train_items[int(rng.integers(0, len(train_items)))] if rng.random() < cfg.cross_share else None
-            r, f = make_pair(item, rng, donor)
+            r, f = make_pair(item, rng, donor, cfg.input_size)
             xs += [r, f]
             ys += [0.0, 1.0]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
@@ -230,7 +236,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             log.info("val %s", rec)
             if metrics["auc"] > best:
                 best = metrics["auc"]
-                meta: dict[str, Any] = {"width": cfg.width, "step": step, **metrics, "minutes": rec["minutes"]}
+                meta: dict[str, Any] = {"width": cfg.width, "input_size": cfg.input_size, "step": step, **metrics,
+                                        "minutes": rec["minutes"]}
                 if cfg.equalize_luma:
                     meta["input_norm"] = LUMA_EQUALIZED
                 save_sbi(model, cfg.out_dir / "sbi_best.pt", meta)
@@ -245,5 +252,6 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 def check_model(path: Path, data_root: Path) -> dict[str, float]:
     """Validation AUC of a saved model file (self-blends of the held-out CelebAMask faces)."""
     model, meta = load_sbi(path)
-    val_x, val_y = validation_set(_prepare(load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")))
+    val_x, val_y = validation_set(_prepare(load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")),
+                                  size=input_size(meta))
     return evaluate(model, val_x, val_y, equalizes_input(meta))

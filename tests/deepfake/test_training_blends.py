@@ -88,3 +88,7 @@ def test_pairs_are_rgb_crops_of_the_model_input_size(shared_data: Path) -> None:
     real, fake = make_pair(item, np.random.default_rng(4), donor)
     assert real.shape == fake.shape == (SIZE, SIZE, 3) and real.dtype == fake.dtype == np.uint8
     assert not np.array_equal(real, fake)
+    # a larger-input model (--input-size) trains on crops cut at its own size from the source image
+    big_real, big_fake = make_pair(item, np.random.default_rng(4), donor, size=192)
+    assert big_real.shape == big_fake.shape == (192, 192, 3)
+    assert not np.array_equal(big_real, big_fake)
