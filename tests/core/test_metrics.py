@@ -16,7 +16,9 @@ def test_confusion_ignores_and_counts() -> None:
 def test_summary_values() -> None:
     conf = np.array([[10, 0, 0], [0, 3, 1], [0, 1, 5]])
     s = summarize(conf, ("bg", "a", "b"), (1, 2))
-    assert s["per_class"]["a"]["f1"] == pytest.approx(2 * 3 / (6 + 1 + 1), abs=1e-4)
+    per_class = s["per_class"]
+    assert isinstance(per_class, dict)
+    assert per_class["a"]["f1"] == pytest.approx(2 * 3 / (6 + 1 + 1), abs=1e-4)
     assert s["pixel_acc"] == pytest.approx(18 / 20)
     assert s["mean_f1"] == pytest.approx((0.75 + 2 * 5 / 12) / 2, abs=1e-4)
 
