@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from identix_stream.inference.sbi_spec import SBI_INPUT, SBI_INPUT_RANGE
+from identix_stream.inference.sbi_spec import SBI_INPUT, SBI_INPUT_RANGE, is_valid_input_size
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,8 @@ def _sbi_input_size(text: str) -> int:
         size = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--input-size must be an integer, got {text!r}") from None
-    lo, hi = SBI_INPUT_RANGE
-    if not lo <= size <= hi:
+    if not is_valid_input_size(size):
+        lo, hi = SBI_INPUT_RANGE
         raise argparse.ArgumentTypeError(f"--input-size must be in {lo}-{hi}, got {size}")
     return size
 

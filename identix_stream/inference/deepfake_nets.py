@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from identix_stream.errors import ModelError
-from identix_stream.inference.sbi_spec import SBI_INPUT, SBI_INPUT_RANGE
+from identix_stream.inference.sbi_spec import SBI_INPUT, SBI_INPUT_RANGE, is_valid_input_size
 
 SBI_FORMAT = "identix-sbi-v1"
 SBI_MEAN = 0.5
@@ -81,7 +81,7 @@ def equalizes_input(meta: dict[str, Any]) -> bool:
 def input_size(meta: dict[str, Any]) -> int:
     """The square input side a model file was trained at (files before this option: 128)."""
     size = meta.get("input_size", SBI_INPUT)
-    if not isinstance(size, int) or not SBI_INPUT_RANGE[0] <= size <= SBI_INPUT_RANGE[1]:
+    if not is_valid_input_size(size):
         raise ModelError(f"deepfake blend model input_size must be an int in {SBI_INPUT_RANGE}, got {size!r}")
     return size
 
