@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from identix_stream.core.classes import FACE_CLASSES, L_EYE, L_LIP, MOUTH, R_EYE, U_LIP
+from identix_stream.core.classes import FACE_CLASSES, L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW, R_EYE, U_LIP
 from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 
 # Frame factors from inference/deepfake_scorer.py, grouped by the kind of fake they detect: face
@@ -51,6 +51,14 @@ FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, 
 # "synthetic" counts fully.
 VIDEO_GROUP_SCALE: dict[str, float] = {"synthetic": 0.25}
 TEMPORAL_FACTORS = ("blink", "appearance_jump", "jitter", "expression")
+# How much each temporal factor's log-odds counts in the running confidence (and its contribution).
+# No video set here has real swap flicker, so none of these was fitted. Over our 6 swap videos vs
+# the 12 real talking heads (2026-11-29) jitter ranked at chance (AUC 0.50) and appearance jumps
+# below it (0.42), and both fired on real footage: a fast-moving real head (driving_d12) at the
+# jitter cap, a real stage performer in multi_face/short_hamilton_clip.mp4 at the jump cap, which
+# pushed that person to likely_fake. Until a real swap set shows they work they count a quarter:
+# at their caps 0.27 and 0.35 of log-odds, never enough to decide a track.
+TEMPORAL_WEIGHTS: dict[str, float] = {"blink": 1.0, "expression": 1.0, "appearance_jump": 0.25, "jitter": 0.25}
 EXPRESSION_MIN_S = 2.0  # seconds of a track before the expression factor speaks
 EXPRESSION_CV0 = 0.15  # variation (std/mean) of mouth+eye areas at or above which it says nothing
 
@@ -168,20 +176,36 @@ def class_moments(crop_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
             np.bincount(flat, ys, minlength=256))
 
 
-def _descriptor(n: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray | None:
+# Parts whose layout is a trait of the face, not of its expression: blinking hides the eyes and
+# talking opens the mouth, so mouth parts are left out and a part missing from either frame is not
+# compared (the first descriptor zero-filled missing parts, and blinks and speech counted as jumps).
+LAYOUT_PARTS = (L_BROW, R_BROW, L_EYE, R_EYE, NOSE)
+MIN_LAYOUT_PARTS = 3
+
+
+def face_layout(n: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray | None:
+    """Centre of each LAYOUT_PARTS class relative to the face's centre, per face scale (rows; NaN
+    where the part is not visible); None for too small a face."""
     face = list(FACE_CLASSES)
     total = float(n[face].sum())
     if total < MIN_FACE_PIXELS:
         return None
     cx, cy = float(sx[face].sum()) / total, float(sy[face].sum()) / total
     scale = math.sqrt(total)
-    out: list[float] = []
-    for cls in (2, 3, 4, 5, 6, 7, 8, 9):  # brows, eyes, nose, lips, mouth
-        if n[cls] == 0:
-            out += [0.0, 0.0, 0.0]
-        else:
-            out += [(sx[cls] / n[cls] - cx) / scale, (sy[cls] / n[cls] - cy) / scale, math.sqrt(n[cls]) / scale]
-    return np.array(out)
+    out = np.full((len(LAYOUT_PARTS), 2), np.nan)
+    for row, cls in enumerate(LAYOUT_PARTS):
+        if n[cls] > 0:
+            out[row] = ((sx[cls] / n[cls] - cx) / scale, (sy[cls] / n[cls] - cy) / scale)
+    return out
+
+
+def layout_distance(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Mean absolute difference over the parts both layouts show; None when fewer than
+    MIN_LAYOUT_PARTS are shared."""
+    both = ~(np.isnan(a).any(axis=1) | np.isnan(b).any(axis=1))
+    if int(both.sum()) < MIN_LAYOUT_PARTS:
+        return None
+    return float(np.abs(a[both] - b[both]).mean())
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +263,8 @@ class TrackEvidence:
     def _update_jumps(self, desc: np.ndarray | None) -> None:
         if desc is None:
             return
-        if self._desc_prev is not None:
-            step = float(np.abs(desc - self._desc_prev).mean())
+        step = layout_distance(desc, self._desc_prev) if self._desc_prev is not None else None
+        if step is not None:
             if len(self._desc_steps) >= 15:
                 med = float(np.median(self._desc_steps))
                 if step > 6.0 * med + 0.02:
@@ -300,14 +324,15 @@ class TrackEvidence:
         while self._frames and self._frames[0].t < t - WINDOW_S:
             self._frames.popleft()
         self._update_blinks(openness)
-        self._update_jumps(_descriptor(*moments))
+        self._update_jumps(face_layout(*moments))
         for k in FRAME_FACTORS:
             if k in factors:
                 self._factor_sums[k] = self._factor_sums.get(k, 0.0) + float(factors[k])
 
         span = t - self._t0
         temporal = self._temporal(span)
-        temporal_logit = sum(factor_logit(p) for p in temporal.values())
+        weighted = {k: TEMPORAL_WEIGHTS.get(k, 1.0) * factor_logit(p) for k, p in temporal.items()}
+        temporal_logit = sum(weighted.values())
         logits = np.array([f.logit for f in self._frames])
         window_span = self._frames[-1].t - self._frames[0].t
         evidence = min(float(len(logits)), EVIDENCE_PER_S * max(window_span, 1.0 / self._fps_hint))
@@ -320,7 +345,7 @@ class TrackEvidence:
         shown: dict[str, float | None] = {k: float(factors[k]) for k in FRAME_FACTORS if k in factors}
         shown.update(temporal)
         contrib = dict(contributions)
-        contrib.update({k: factor_logit(p) for k, p in temporal.items()})
+        contrib.update(weighted)
         if self._n < MIN_FRAMES or span < MIN_SPAN_S:
             self._estimate = DeepfakeEstimate(None, "collecting", frame_p, shown, self._n, False, _rounded(contrib))
             return self._estimate
