@@ -48,6 +48,7 @@ async def _score_image(analyzer: Any, path: Path) -> dict[str, Any] | None:
     import cv2
 
     from identix_stream.core.deepfake_fusion import single_image_estimate
+    from identix_stream.core.geometry import SERVICE_CROP_SCALE
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
@@ -68,7 +69,7 @@ async def _score_image(analyzer: Any, path: Path) -> dict[str, Any] | None:
     crop = cv2.resize(img, (CROP, CROP), interpolation=interp)
     labels = analyzer.runtime.labels([crop])
     factors = analyzer.scorer.score([crop], labels, [(img, (w / 2, h / 2))])[0]
-    whole = single_image_estimate(factors)
+    whole = single_image_estimate(factors, max(h, w) / SERVICE_CROP_SCALE)  # scored as a service crop
     return {"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": factors,
             "faces": 0, "face_detected": False}
 

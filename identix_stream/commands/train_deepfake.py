@@ -38,7 +38,8 @@ def _run(args: argparse.Namespace) -> int:
 
         if not args.parser:
             raise SystemExit("train-deepfake fusion needs --parser")
-        result = fit_fusion(Path(args.data), Path(args.parser), Path(args.models_dir))
+        result = fit_fusion(Path(args.data), Path(args.parser), Path(args.models_dir),
+                            resolution_for_shipped=args.resolution_for_shipped)
     elif args.what == "boundary":
         from identix_stream.training.train_boundary import train_boundary
 
@@ -64,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--models-dir", default="models", help="deepfake model files to fit the fusion on (fusion)")
+    p.add_argument("--resolution-for-shipped", action="store_true",
+                   help="fit the resolution reliability for the shipped FUSION_GROUPS, not the new fit (fusion)")
     p.add_argument("--parser", help="parser model: adds parsed faces of the fit half of the talking heads (sbi)")
     p.add_argument("--pool-faces", type=int, default=0,
                    help="with --parser: parse this many unlabelled LFW pool photos into the training faces (sbi)")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from identix_stream.core.classes import FACE_CLASSES, L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW, R_EYE, U_LIP
+from identix_stream.core.geometry import box_side
 from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 
 # Frame factors from inference/deepfake_scorer.py, grouped by the kind of fake they detect: face
@@ -50,6 +51,20 @@ FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, 
 # quarter 0.75 (about what the weaker pre-native-square head gave at a half). Its evidence against
 # "synthetic" counts fully.
 VIDEO_GROUP_SCALE: dict[str, float] = {"synthetic": 0.25}
+# How far each group's log-odds can be trusted for a face of a given size in the source (face-box
+# side in pixels, knots interpolated linearly, flat beyond the ends). A small face reaches the
+# factors upsampled, after the camera or codec compressed it at its own small size, and the blend
+# CNN reads those block and ringing artefacts as seams: real 40-100 px faces in group photos and in
+# multi_face/short_hamilton_clip.mp4 scored blend 0.5-0.99. Fitted by `train-deepfake fusion`
+# (training/fit_resolution.py): the fusion's fit faces shrunk to each size, H.264-compressed there
+# and upsampled as the service does; per size the maximum-likelihood scale of each group's log-odds,
+# relative to full size, never rising as faces shrink. At and above the face size of the service crop
+# (SERVICE_CROP / SERVICE_CROP_SCALE = 177 px) nothing is resampled, so the scale is 1.
+RESOLUTION_RELIABILITY: dict[str, tuple[tuple[float, float], ...]] = {
+    "swap": ((28.0, 0.239), (40.0, 0.477), (56.0, 0.761), (72.0, 0.761), (96.0, 0.977), (128.0, 1.0), (177.0, 1.0)),
+    "synthetic": ((28.0, 0.562), (40.0, 0.562), (56.0, 0.562), (72.0, 0.699), (96.0, 0.918), (128.0, 1.0),
+                  (177.0, 1.0)),
+}
 TEMPORAL_FACTORS = ("blink", "appearance_jump", "jitter", "expression")
 # How much each temporal factor's log-odds counts in the running confidence (and its contribution).
 # No video set here has real swap flicker, so none of these was fitted. Over our 6 swap videos vs
@@ -95,18 +110,38 @@ def mixture_log_odds(group_logits: np.ndarray) -> np.ndarray:
     return np.asarray(np.logaddexp.reduce(group_logits, axis=0) - math.log(len(group_logits)))
 
 
-def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[float, dict[str, float]]:
-    """(clipped frame log-odds, each factor's contribution). Unknown keys are ignored."""
+def group_log_odds(factors: dict[str, float], bias: float, weights: dict[str, float]
+                   ) -> tuple[float, dict[str, float]] | None:
+    """One group's log-odds (bias + weighted factor log-odds) and each factor's part; None when the
+    group has none of its factors."""
+    parts: dict[str, float] = {}
+    for name, w in weights.items():
+        p = factors.get(name)
+        if p is not None and math.isfinite(p):
+            parts[name] = w * factor_logit(float(p))
+    return (bias + sum(parts.values()), parts) if parts else None
+
+
+def reliability(group: str, face_px: float | None) -> float:
+    """Scale of a group's log-odds for a face ``face_px`` pixels across in the source (1 = full trust;
+    1 when the size is unknown)."""
+    knots = RESOLUTION_RELIABILITY.get(group)
+    if not knots or face_px is None or not math.isfinite(face_px):
+        return 1.0
+    return float(np.interp(face_px, [k[0] for k in knots], [k[1] for k in knots]))
+
+
+def frame_log_odds(factors: dict[str, float], video: bool = False,
+                   face_px: float | None = None) -> tuple[float, dict[str, float]]:
+    """(clipped frame log-odds, each factor's contribution). Unknown keys are ignored. ``face_px``
+    (face-box side in source pixels) scales each group by its RESOLUTION_RELIABILITY."""
     groups: list[tuple[float, dict[str, float]]] = []
     for group, (bias, weights) in FUSION_GROUPS.items():
-        parts: dict[str, float] = {}
-        for name, w in weights.items():
-            p = factors.get(name)
-            if p is not None and math.isfinite(p):
-                parts[name] = w * factor_logit(float(p))
-        if not parts:
+        r = reliability(group, face_px)
+        found = group_log_odds(factors, bias, weights)
+        if found is None:
             continue
-        g = bias + sum(parts.values())
+        g, parts = r * found[0], {k: r * v for k, v in found[1].items()}
         scale = VIDEO_GROUP_SCALE.get(group, 1.0) if video else 1.0
         if g > 0 and scale != 1.0:  # only its evidence *for* fake is discounted
             g *= scale
@@ -119,7 +154,7 @@ def frame_log_odds(factors: dict[str, float], video: bool = False) -> tuple[floa
     # each factor's contribution is its additive part scaled by its group's share of the mixture
     share = np.exp(logits - logits.max())
     share /= share.sum()
-    contributions = {name: float(r) * c for r, (_, parts) in zip(share, groups, strict=True)
+    contributions = {name: float(sh) * c for sh, (_, parts) in zip(share, groups, strict=True)
                      for name, c in parts.items()}
     return max(-FRAME_LOGIT_CLIP, min(FRAME_LOGIT_CLIP, total)), contributions
 
@@ -132,9 +167,9 @@ def _rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in d.items()}
 
 
-def single_image_estimate(factors: dict[str, float]) -> DeepfakeEstimate:
+def single_image_estimate(factors: dict[str, float], face_px: float | None = None) -> DeepfakeEstimate:
     """One-frame evidence (a photo): decided only at stronger probabilities, and marked as such."""
-    logit, contributions = frame_log_odds(factors)
+    logit, contributions = frame_log_odds(factors, face_px=face_px)
     p = _sigmoid(logit)
     state: DeepfakeStateName = "uncertain"
     if p >= SINGLE_FAKE_AT:
@@ -313,8 +348,8 @@ class TrackEvidence:
         if self._t0 is None:
             self._t0 = t
         self._t_last = t
-        logit, contributions = frame_log_odds(factors, video=True)
         x1, y1, x2, y2 = (float(v) for v in box)
+        logit, contributions = frame_log_odds(factors, video=True, face_px=box_side(box))
         moments = class_moments(crop_labels)
         counts = moments[0]
         face_px = int(counts[list(FACE_CLASSES)].sum())

@@ -65,6 +65,12 @@ def crop_window(
     return CropWindow((x1 + x2) / 2.0, (y1 + y2) / 2.0 - shift_y * h, side, angle_deg)
 
 
+def box_side(box: tuple[float, float, float, float]) -> float:
+    """The longer side of a box: the face size the service crops by (crop side = scale x this)."""
+    x0, y0, x1, y1 = box
+    return max(x1 - x0, y1 - y0)
+
+
 def box_centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
     x0, y0, x1, y1 = box
     return (x0 + x1) / 2, (y0 + y1) / 2

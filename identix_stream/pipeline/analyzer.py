@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from identix_stream.config import DEEPFAKE_INTERVAL_S
-from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre
+from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre, box_side
 from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
 from identix_stream.inference.batcher import Batcher
@@ -333,7 +333,7 @@ class Analyzer:
             return DeepfakeEstimate()
         try:
             if job.session.kind == "image":
-                est: DeepfakeEstimate = self._fusion.single_image_estimate(factors)
+                est: DeepfakeEstimate = self._fusion.single_image_estimate(factors, box_side(face.box))
                 return est
             data = job.session.track_data(face.track_id)
             if data.evidence is None:

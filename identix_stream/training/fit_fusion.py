@@ -8,7 +8,9 @@ heads was trained on, group by group, and print them to paste into that module.
   CelebAMask split also chose the blend CNN's best checkpoint: mildly optimistic.)
 - "synthetic" group (gan_fingerprint): the same reals vs the 30 StyleGAN3 faces held out of the
   spectral fit.
-The check sets (gan_vs_real_val, dfdc_crops, the other half of the talking heads) are not used.
+Then, on the same faces, how far each group can be trusted for smaller faces (training/fit_resolution.py:
+RESOLUTION_RELIABILITY). The check sets (gan_vs_real_val, dfdc_crops, the other half of the talking
+heads) are not used.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from identix_stream.core.deepfake_fusion import factor_logit, mixture_log_odds
+from identix_stream.core.deepfake_fusion import FUSION_GROUPS, factor_logit, mixture_log_odds
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.inference.deepfake_features import native_square
 from identix_stream.training.data import lfw_pool_fusion_paths, load_celebamask
 from identix_stream.training.face_swap import donor_crop, swap_crop
+from identix_stream.training.fit_resolution import ScoredSet, fit_resolution
 from identix_stream.training.sbi import crop_sample, face_region, self_blend
 from identix_stream.training.train_spectral import N_SG3_HOLDOUT, _images
 from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, photo_faces, video_faces
@@ -40,7 +43,10 @@ def _centre(square: np.ndarray) -> tuple[float, float]:
     return square.shape[1] / 2, square.shape[0] / 2
 
 
-def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -> dict[str, Any]:
+def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0,
+               resolution_for_shipped: bool = False) -> dict[str, Any]:
+    """Fit the groups and the resolution reliability. With ``resolution_for_shipped`` the reliability
+    is fitted for the groups in core/deepfake_fusion.py (FUSION_GROUPS) instead of the new fit."""
     from identix_stream.inference.deepfake_scorer import DeepfakeScorer
     from identix_stream.inference.detector import FaceDetector
     from identix_stream.inference.parser_runtime import ParserRuntime
@@ -146,5 +152,10 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0) -
         "factor_auc_swap": {n: round(roc_auc(xs[ys == 0, i], xs[ys == 1, i]), 4) for i, n in enumerate(swap_names)},
         "group_rules": rule_report,
     }
+    sets = [ScoredSet(real_c, real_sq), ScoredSet(swap_c, None, ("swap",)),
+            ScoredSet(sg3, [f.square for f in sg3_faces], ("synthetic",))]
+    report["resolution_for"] = "shipped FUSION_GROUPS" if resolution_for_shipped else "the groups fitted above"
+    report["resolution"] = fit_resolution(scorer, runtime, dict(FUSION_GROUPS) if resolution_for_shipped else groups,
+                                          sets, seed)
     log.info("fusion fit: %s", report)
     return report

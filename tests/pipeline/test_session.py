@@ -165,3 +165,27 @@ async def test_stream_tracks_reuse_recent_deepfake_factors(analyzer: Analyzer, s
     for i in range(2):
         await image.analyze(frames[0], i, timestamp=0.0)
     assert analyzer.deepfake_scored - before == 2  # single images are always scored
+
+
+async def test_photo_evidence_is_weighed_by_each_face_size(analyzer: Analyzer, shared_data: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from identix_stream.core import deepfake_fusion
+    from identix_stream.core.deepfake_fusion import single_image_estimate
+    from identix_stream.core.geometry import box_side
+
+    if analyzer.scorer is None:
+        pytest.skip("no deepfake models in models/")
+    steep = ((100.0, 0.1), (1000.0, 1.0))  # so that every face's size visibly changes its estimate
+    for group in deepfake_fusion.FUSION_GROUPS:
+        monkeypatch.setitem(deepfake_fusion.RESOLUTION_RELIABILITY, group, steep)
+    session = analyzer.open_session("image")
+    result = await session.analyze(read(shared_data / "multiperson" / "dlib_bald_guys.jpg"), 0)
+    sizes = [box_side(f.box) for f in result.faces]
+    assert len(sizes) >= 5 and min(sizes) < 150 < max(sizes)
+    for face in result.faces:
+        est = face.deepfake
+        factors = {k: v for k, v in est.factors.items() if v is not None}
+        assert est.single_image and set(factors) >= {"blend", "gan_fingerprint"}
+        # (the reported box is rounded, hence the tolerance)
+        assert est.p_fake == pytest.approx(single_image_estimate(factors, box_side(face.box)).p_fake, abs=1e-3)
+        assert est.p_fake != pytest.approx(single_image_estimate(factors).p_fake, abs=1e-3)
