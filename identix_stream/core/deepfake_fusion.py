@@ -159,10 +159,6 @@ def frame_log_odds(factors: dict[str, float], video: bool = False,
     return max(-FRAME_LOGIT_CLIP, min(FRAME_LOGIT_CLIP, total)), contributions
 
 
-def frame_probability(factors: dict[str, float]) -> float:
-    return _sigmoid(frame_log_odds(factors)[0])
-
-
 def _rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in d.items()}
 
