@@ -3,7 +3,8 @@
 Pure (numpy + stdlib). Per frame, each factor from the scorer is a calibrated probability (its own
 head was fitted with equal class priors); each group of factors (swap, synthetic) gives log-odds as
 a weighted sum of its factors' log-odds (``FUSION_GROUPS``, fitted by ``training/fit_fusion.py``, see
-docs/deepfake.md for the data), and the frame is their swap-or-synthetic mixture. Each factor's
+docs/deepfake.md for the data), scaled down for faces small in the source (``RESOLUTION_RELIABILITY``),
+and the frame is their swap-or-synthetic mixture. Each factor's
 weighted log-odds, times its group's share of the mixture, is reported as its contribution.
 
 Per track, ``TrackEvidence`` adds temporal factors (blinks from the eye-class pixels, sudden
