@@ -23,6 +23,16 @@ def _sbi_input_size(text: str) -> int:
     return size
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in 0-1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in 0-1, got {value}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.what == "sbi":
         from identix_stream.training.train_deepfake import TrainConfig, train
@@ -31,7 +41,8 @@ def _run(args: argparse.Namespace) -> int:
                           lr=args.lr, threads=args.threads, parser=Path(args.parser) if args.parser else None,
                           pool_faces=args.pool_faces, init=Path(args.init) if args.init else None,
                           cross_share=args.cross_share, hard_real_weight=args.hard_real_weight,
-                          equalize_luma=args.equalize_luma, input_size=args.input_size)
+                          equalize_luma=args.equalize_luma, input_size=args.input_size,
+                          small_codec=args.small_codec)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -65,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--models-dir", default="models", help="deepfake model files to fit the fusion on (fusion)")
+    p.add_argument("--small-codec", type=_probability, default=0.0,
+                   help="share of downscaled training samples JPEG/H.264-compressed at their small size, "
+                        "real and fake alike (sbi)")
     p.add_argument("--resolution-for-shipped", action="store_true",
                    help="fit the resolution reliability for the shipped FUSION_GROUPS, not the new fit (fusion)")
     p.add_argument("--parser", help="parser model: adds parsed faces of the fit half of the talking heads (sbi)")

@@ -179,10 +179,25 @@ def _occlude(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(out, (0, 0), 0.7)
 
 
-def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _compress(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """JPEG (quality 30-85) or H.264 (CRF 20-32) at the image's own size, half and half."""
+    if rng.random() < 0.5:
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 86))])
+        return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)) if ok else img
+    from identix_stream.training.video_crops import h264_roundtrip
+
+    h, w = img.shape[:2]
+    out = h264_roundtrip(np.ascontiguousarray(img), int(rng.integers(20, 33)))
+    return out if out.shape[:2] == (h, w) else cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, small_codec: float = 0.0) -> np.ndarray:
     """Post-processing shared by real and fake samples: flips, colour, grey, occluders, down/up-scaling,
     JPEG, noise. Scaling reaches 1/4: small faces upscaled to the crop (DFDC crops ~70 px, blurry web
-    photos) were the real faces the net scored most fake."""
+    photos) were the real faces the net scored most fake. With probability ``small_codec`` a downscaled
+    sample is also compressed at its small size before it is upscaled, as a camera or codec compresses
+    a face that is small in the frame: the blocks then reach the net several pixels wide, which it had
+    never seen on a real face (docs/deepfake.md, session 12)."""
     n = img.shape[0]
     if rng.random() < 0.5:
         img = img[:, ::-1]
@@ -194,8 +209,10 @@ def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = _occlude(np.ascontiguousarray(img), rng)
     if rng.random() < 0.45:
         small = int(n * rng.uniform(0.25, 0.9))
-        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (n, n),
-                         interpolation=cv2.INTER_LINEAR)
+        shrunk = cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA)
+        if rng.random() < small_codec:
+            shrunk = _compress(shrunk, rng)
+        img = cv2.resize(shrunk, (n, n), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.15:
         img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < 0.7:

@@ -57,6 +57,7 @@ class TrainConfig:
     hard_real_weight: float = 0.0  # pool photo sampling weight 1 + this x the starting model's blend score
     equalize_luma: bool = False  # train (and mark the file) for histogram-equalised luma input
     input_size: int = SBI_INPUT  # square CNN input side (marked in the file; --init files of any size load)
+    small_codec: float = 0.0  # share of downscaled training samples compressed at their small size (sbi.degrade)
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -106,10 +107,10 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
 
 
 def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None,
-              size: int = SBI_INPUT) -> tuple[np.ndarray, np.ndarray]:
-    """(real, fake) RGB ``size`` px crops of one face, each degraded independently. The fake is a
-    self-blend, or with a ``donor`` face another person's face blended in (when both face regions are
-    usable)."""
+              size: int = SBI_INPUT, small_codec: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake) RGB ``size`` px crops of one face, each degraded independently (``small_codec``:
+    see sbi.degrade). The fake is a self-blend, or with a ``donor`` face another person's face blended
+    in (when both face regions are usable)."""
     img, mask, box = item
     crop, msk = crop_sample(img, mask, box, size, rng)
     fake = None
@@ -118,8 +119,8 @@ def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None,
         fake = cross_blend(crop, msk, d_crop, d_msk, rng)
     if fake is None:
         fake = self_blend(crop, msk, rng)
-    real = degrade(crop, rng)
-    fake = degrade(fake, rng)
+    real = degrade(crop, rng, small_codec)
+    fake = degrade(fake, rng, small_codec)
     return cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB)
 
 
@@ -215,7 +216,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             else:
                 item = train_items[int(np.searchsorted(cum_weights, rng.random() * cum_weights[-1], side="right"))]
             donor = train_items[int(rng.integers(0, len(train_items)))] if rng.random() < cfg.cross_share else None
-            r, f = make_pair(item, rng, donor, cfg.input_size)
+            r, f = make_pair(item, rng, donor, cfg.input_size, cfg.small_codec)
             xs += [r, f]
             ys += [0.0, 1.0]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
