@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from identix_stream.core.classes import FACE_CLASSES, L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW, R_EYE, U_LIP
-from identix_stream.core.geometry import box_side
+from identix_stream.core.geometry import box_centre, box_side
 from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
 
 # Frame factors from inference/deepfake_scorer.py, grouped by the kind of fake they detect: face
@@ -55,8 +55,8 @@ VIDEO_GROUP_SCALE: dict[str, float] = {"synthetic": 0.25}
 # How far each group's log-odds can be trusted for a face of a given size in the source (face-box
 # side in pixels, knots interpolated linearly, flat beyond the ends). A small face reaches the
 # factors upsampled, after the camera or codec compressed it at its own small size, and the blend
-# CNN reads those block and ringing artefacts as seams: real 40-100 px faces in group photos and in
-# multi_face/short_hamilton_clip.mp4 scored blend 0.5-0.99. Fitted by `train-deepfake fusion`
+# CNN reads those block and ringing artefacts as seams: many real 40-100 px faces in group photos and
+# in multi_face/short_hamilton_clip.mp4 scored blend 0.5-0.99. Fitted by `train-deepfake fusion`
 # (training/fit_resolution.py): the fusion's fit faces shrunk to each size, H.264-compressed there
 # and upsampled as the service does; per size the maximum-likelihood scale of each group's log-odds,
 # relative to full size, never rising as faces shrink. At and above the face size of the service crop
@@ -345,13 +345,13 @@ class TrackEvidence:
         if self._t0 is None:
             self._t0 = t
         self._t_last = t
-        x1, y1, x2, y2 = (float(v) for v in box)
-        logit, contributions = frame_log_odds(factors, video=True, face_px=box_side(box))
+        side = box_side(box)
+        logit, contributions = frame_log_odds(factors, video=True, face_px=side)
         moments = class_moments(crop_labels)
         counts = moments[0]
         face_px = int(counts[list(FACE_CLASSES)].sum())
         openness, mouth = part_ratio(counts, EYES), part_ratio(counts, MOUTH_PARTS)
-        self._frames.append(_Frame(t, logit, openness, ((x1 + x2) / 2, (y1 + y2) / 2), max(1.0, max(x2 - x1, y2 - y1)),
+        self._frames.append(_Frame(t, logit, openness, box_centre(box), max(1.0, side),
                                    face_px, mouth))
         while self._frames and self._frames[0].t < t - WINDOW_S:
             self._frames.popleft()
