@@ -10,6 +10,7 @@ import numpy as np
 
 from identix_stream.core.classes import BACKGROUND, IGNORE_INDEX, flip_labels
 from identix_stream.core.geometry import CROP_SCALE, crop_window
+from identix_stream.training.video_crops import jpeg_roundtrip
 
 
 def random_crop(
@@ -85,10 +86,7 @@ def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         noise = rng.normal(0, rng.uniform(2, 10), img.shape).astype(np.float32)
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
-        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
-        if decoded is not None:
-            img = decoded
+        img = jpeg_roundtrip(img, int(rng.integers(25, 90)))
     return img
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from identix_stream.core.classes import FACE_CLASSES, IGNORE_INDEX, LFW3_FACE
 from identix_stream.core.geometry import crop_window
+from identix_stream.training.video_crops import h264_roundtrip, jpeg_roundtrip
 
 
 def face_region(labels: np.ndarray, coarse: bool) -> np.ndarray:
@@ -182,10 +183,7 @@ def _occlude(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _compress(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """JPEG (quality 30-85) or H.264 (CRF 20-32) at the image's own size, half and half."""
     if rng.random() < 0.5:
-        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 86))])
-        return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)) if ok else img
-    from identix_stream.training.video_crops import h264_roundtrip
-
+        return jpeg_roundtrip(img, int(rng.integers(30, 86)))
     h, w = img.shape[:2]
     out = h264_roundtrip(np.ascontiguousarray(img), int(rng.integers(20, 33)))
     return out if out.shape[:2] == (h, w) else cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -216,7 +214,5 @@ def degrade(img: np.ndarray, rng: np.random.Generator, small_codec: float = 0.0)
     if rng.random() < 0.15:
         img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
-        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 96))])
-        if ok:
-            img = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
+        img = jpeg_roundtrip(img, int(rng.integers(45, 96)))
     return np.ascontiguousarray(img)

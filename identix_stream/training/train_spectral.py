@@ -25,7 +25,13 @@ from identix_stream.core.deepfake_metrics import eer, roc_auc
 from identix_stream.core.logistic import fit_logistic
 from identix_stream.errors import DataError
 from identix_stream.inference.deepfake_features import FP_SIZE, center_square, fingerprint_features
-from identix_stream.training.video_crops import TALKING_HEADS_FIT, h264_roundtrip, photo_faces, video_faces
+from identix_stream.training.video_crops import (
+    TALKING_HEADS_FIT,
+    h264_roundtrip,
+    jpeg_roundtrip,
+    photo_faces,
+    video_faces,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +71,7 @@ def augmented_square(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = int(rng.integers(max(0, (w - FP_SIZE) // 2 - 30), min(w - FP_SIZE, (w - FP_SIZE) // 2 + 30) + 1))
         img = img[y:y + FP_SIZE, x:x + FP_SIZE]
     if rng.random() < 0.8:
-        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 98))])
-        img = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)) if ok else img
+        img = jpeg_roundtrip(img, int(rng.integers(70, 98)))
     return np.ascontiguousarray(img)
 
 

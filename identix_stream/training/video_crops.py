@@ -1,6 +1,6 @@
 """Real face crops from videos and photos, framed exactly like the service frames them (detector face box ->
-crop_window with the parser's scale/shift and the eye-line roll), and an H.264 round trip for stills
-so models see the codec traces that every video face carries."""
+crop_window with the parser's scale/shift and the eye-line roll), and JPEG / H.264 round trips for
+stills so models see the codec traces that every video face carries."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ from identix_stream.inference.deepfake_features import native_square
 # the second half is only ever used to check (docs/deepfake.md).
 TALKING_HEADS_FIT = ("driving_d0", "driving_d12", "driving_d18", "driving_d20", "driving_d9", "source_s20")
 TALKING_HEADS_CHECK = ("driving_d10", "driving_d14", "driving_d19", "driving_d3", "source_s13", "source_s32")
+
+
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
+    """One image through JPEG at ``quality`` and back (the image itself if the codec fails)."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    return np.asarray(decoded) if decoded is not None else img
 
 
 def h264_roundtrip(img: np.ndarray, crf: int) -> np.ndarray:
