@@ -1,12 +1,12 @@
-"""``train-deepfake sbi --small-codec``: training samples shrunk to a small face are compressed at that
-small size (as a camera or codec compresses a small face) before they are upsampled to the crop."""
+"""``train-deepfake sbi --small-codec``: training samples shrunk to a small face are compressed at
+that small size (as a camera or codec compresses a small face) before they are upsampled to the crop.
+The option's CLI check is in tests/commands/test_train_deepfake_options.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from identix_stream.cli import main
 from identix_stream.training import sbi
 
 
@@ -41,11 +41,3 @@ def test_compression_keeps_odd_and_even_sizes(side: int) -> None:
         out = sbi._compress(img, rng)
         assert out.shape == img.shape and out.dtype == np.uint8
         assert 0 < float(np.abs(out.astype(np.int16) - img).mean()) < 80  # changed, but still the image
-
-
-@pytest.mark.parametrize("value", ["1.5", "-0.1", "often"])
-def test_the_cli_refuses_a_bad_small_codec_share(value: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["train-deepfake", "sbi", "--small-codec", value])
-    assert exc.value.code == 2
-    assert "expected a number in 0-1" in capsys.readouterr().err
