@@ -7,6 +7,10 @@ Videos run the stream path (detect, track, parse, score, running evidence) and e
 is scored over the whole clip (or its first ``--max-seconds``) by its final running p_fake; persons
 seen in fewer than ``--min-frames`` frames are skipped. Prints AUC, EER, accuracy at p_fake >= 0.5,
 counts, final states, per-factor AUCs.
+
+``--downscale S`` / ``--crf N`` / ``--jpeg Q`` score worse copies of every input instead (shrunk by S,
+videos re-encoded with H.264 at CRF N, images JPEG'd at quality Q; media/degrade.py): does a real
+person stay unflagged once the clip is smaller or more compressed?
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ import numpy as np
 
 from identix_stream.commands import offline_settings
 from identix_stream.errors import DataError, InvalidInput
+from identix_stream.media.degrade import Degradation
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ def _files(folder: Path) -> list[Path]:
     return files
 
 
-async def _score_image(analyzer: Any, path: Path) -> dict[str, Any] | None:
+async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> dict[str, Any] | None:
     """The service's single-image answer for the file's most confident face. A file where the
     detector finds no face (a very tight crop) is scored as one whole-image crop instead, marked
     ``"face_detected": false``."""
@@ -54,6 +60,10 @@ async def _score_image(analyzer: Any, path: Path) -> dict[str, Any] | None:
     if img is None:
         log.warning("skipping %s: not a decodable image", path)
         return None
+    if degradation.active:
+        from identix_stream.media.degrade import degrade_image
+
+        img = degrade_image(img, degradation)
     session = analyzer.open_session("image")
     try:
         result = await session.analyze(img, 0)
@@ -115,10 +125,27 @@ async def _score_video(
     return items
 
 
+async def _degraded_copy(path: Path, folder: Path, degradation: Degradation, max_pixels: int) -> Path:
+    """``path`` itself, or its degraded copy (same name) in ``folder`` when the video is to be degraded."""
+    if degradation.scale >= 1.0 and degradation.crf is None:
+        return path
+    from identix_stream.media.degrade import degrade_video
+
+    copy = folder / f"{path.stem}.mp4"
+    await asyncio.to_thread(degrade_video, path, copy, degradation, max_pixels)
+    return copy
+
+
 def score_files(images: list[Path], videos: list[Path], model: Path, models_dir: Path, device: str, threads: int,
-                stride: int, min_frames: int, max_seconds: float | None = None) -> list[dict[str, Any]]:
-    """Items for images (one per file) and videos (one per person), all through one Analyzer."""
+                stride: int, min_frames: int, max_seconds: float | None = None,
+                degradation: Degradation | None = None) -> list[dict[str, Any]]:
+    """Items for images (one per file) and videos (one per person), all through one Analyzer;
+    with a ``degradation``, each scored as its degraded copy."""
+    import tempfile
+
     from identix_stream.pipeline.analyzer import Analyzer
+
+    worse = degradation or Degradation()
 
     settings = offline_settings()
 
@@ -132,17 +159,23 @@ def score_files(images: list[Path], videos: list[Path], model: Path, models_dir:
         try:
             for p in images:
                 try:
-                    item = await _score_image(analyzer, p)
+                    item = await _score_image(analyzer, p, worse)
                 except InvalidInput as exc:
                     log.warning("skipping %s: %s", p, exc.message)
                     continue
                 if item is not None:
                     out.append(item)
-            for p in videos:
-                try:
-                    out += await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames, max_seconds)
-                except InvalidInput as exc:
-                    log.warning("skipping %s: %s", p, exc.message)
+            with tempfile.TemporaryDirectory(prefix="identix-degraded-") as tmp:
+                for p in videos:
+                    try:
+                        src = await _degraded_copy(p, Path(tmp), worse, settings.max_image_pixels)
+                        out += await _score_video(analyzer, src, settings.max_image_pixels, stride, min_frames,
+                                                  max_seconds)
+                    except InvalidInput as exc:
+                        log.warning("skipping %s: %s", p, exc.message)
+                    finally:
+                        for leftover in Path(tmp).iterdir():
+                            leftover.unlink()
         finally:
             await analyzer.stop()
         return out
@@ -188,25 +221,47 @@ def run(args: argparse.Namespace) -> int:
     models_dir = Path(args.models_dir) if args.models_dir else Path(settings.model_path).parent
     if not model.is_file():
         raise DataError(f"parser model not found: {model} (set --model or IDENTIX_MODEL_PATH)")
+    degradation = Degradation(args.downscale, args.crf, args.jpeg)
     groups: dict[str, list[dict[str, Any]]] = {}
     for cls, folder in (("real", Path(args.real)), ("fake", Path(args.fake))):
         files = _files(folder)
         images = [p for p in files if p.suffix.lower() in IMAGE_EXT]
         videos = [p for p in files if p.suffix.lower() in VIDEO_EXT]
         items = score_files(images, videos, model, models_dir, args.device, args.threads, args.stride,
-                            args.min_frames, args.max_seconds)
+                            args.min_frames, args.max_seconds, degradation)
         for i in items:
             i["label"] = cls
         groups[cls] = items
     report = summarize(groups["real"], groups["fake"])
+    if degradation.active:
+        report["degradation"] = degradation.describe()
     if args.json:
         report["items"] = groups["real"] + groups["fake"]
         print(json.dumps(report, indent=2))
     else:
-        for k in ("auc", "eer", "accuracy", "counts", "images_without_detected_face", "states", "factor_auc"):
-            print(f"{k}: {report[k]}")
+        for k in ("auc", "eer", "accuracy", "counts", "images_without_detected_face", "states", "factor_auc",
+                  "degradation"):
+            if k in report:
+                print(f"{k}: {report[k]}")
     sys.stdout.flush()
     return 0
+
+
+def _degradation_option(field: str, kind: type[float] | type[int]) -> Callable[[str], float | int]:
+    """An argparse type for one Degradation field, refused by Degradation's own rules."""
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        settings: dict[str, Any] = {field: value}
+        try:
+            Degradation(**settings)
+        except DataError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+        return value
+    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -222,4 +277,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame")
     p.add_argument("--min-frames", type=int, default=10, help="skip video persons seen in fewer frames")
     p.add_argument("--max-seconds", type=float, help="score only the first seconds of each video")
+    p.add_argument("--downscale", type=_degradation_option("scale", float), default=1.0, metavar="S",
+                   help="score copies shrunk by this factor (0-1], aspect kept (robustness check)")
+    p.add_argument("--crf", type=_degradation_option("crf", int), metavar="N",
+                   help="re-encode videos with H.264 at this CRF (0-51) first")
+    p.add_argument("--jpeg", type=_degradation_option("jpeg_quality", int), metavar="Q",
+                   help="JPEG images at this quality (1-100) first")
     p.set_defaults(func=run)

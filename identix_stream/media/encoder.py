@@ -15,6 +15,7 @@ from identix_stream.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 CODEC_PREFERENCE: Final[tuple[str, ...]] = ("libx264", "mpeg4")
+DEFAULT_CRF: Final = 23  # libx264 quality (lower is better); mpeg4 uses a fixed bit rate instead
 
 
 def available_codec() -> str:
@@ -31,7 +32,8 @@ def available_codec() -> str:
 class Mp4Writer:
     """Write BGR frames of a fixed size to an MP4 ("fast start": playable while downloading)."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, threads: int = 1) -> None:
+    def __init__(self, path: Path, width: int, height: int, fps: float, threads: int = 1,
+                 crf: int | None = None) -> None:
         self.path = path
         # yuv420p needs even sides: the last odd row/column is cropped.
         self.width, self.height = width - width % 2, height - height % 2
@@ -46,7 +48,7 @@ class Mp4Writer:
         self._stream.pix_fmt = "yuv420p"
         self._stream.codec_context.thread_count = max(1, threads)
         if self.codec == "libx264":
-            self._stream.options = {"preset": "veryfast", "crf": "23"}
+            self._stream.options = {"preset": "veryfast", "crf": str(DEFAULT_CRF if crf is None else crf)}
         else:
             self._stream.bit_rate = 4_000_000
         self.frames = 0

@@ -1,0 +1,94 @@
+"""Worse copies of real inputs for robustness checks (``eval-deepfake --downscale/--crf/--jpeg``).
+
+A detector that is right on the clips it was checked on can still flag the same real person once the
+clip is smaller or more compressed, as real uploads often are (a shared, re-encoded phone video).
+These turn an input into such a copy: shrunk by ``scale`` (keeping the aspect ratio), then
+re-encoded: a video through H.264 at ``crf`` (every frame, with the codec's own inter-frame
+prediction, as a re-upload would be), an image through JPEG at ``jpeg_quality``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from identix_stream.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 16  # never shrink a frame's shorter side below this
+
+
+@dataclass(frozen=True)
+class Degradation:
+    scale: float = 1.0  # 0 < scale <= 1
+    crf: int | None = None  # H.264 CRF 0-51 for videos (None: the writer's default, 23)
+    jpeg_quality: int | None = None  # 1-100 for images (None: no JPEG round trip)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale <= 1.0:
+            raise DataError(f"downscale factor must be in (0, 1], got {self.scale}")
+        if self.crf is not None and not 0 <= self.crf <= 51:
+            raise DataError(f"H.264 CRF must be 0-51, got {self.crf}")
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
+            raise DataError(f"JPEG quality must be 1-100, got {self.jpeg_quality}")
+
+    @property
+    def active(self) -> bool:
+        return self.scale < 1.0 or self.crf is not None or self.jpeg_quality is not None
+
+    def describe(self) -> dict[str, float | int | None]:
+        return {"scale": self.scale, "crf": self.crf, "jpeg_quality": self.jpeg_quality}
+
+
+def shrink(img: np.ndarray, scale: float) -> np.ndarray:
+    """``img`` shrunk by ``scale`` (area interpolation), sides kept even for yuv420p and >= MIN_SIDE."""
+    import cv2  # here, not at import: the CLI builds its options from Degradation without OpenCV
+
+    if scale >= 1.0:
+        return img
+    h, w = img.shape[:2]
+    size = (max(MIN_SIDE, round(w * scale) // 2 * 2), max(MIN_SIDE, round(h * scale) // 2 * 2))
+    return np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+
+
+def degrade_image(img: np.ndarray, d: Degradation) -> np.ndarray:
+    import cv2
+
+    out = shrink(img, d.scale)
+    if d.jpeg_quality is not None:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, d.jpeg_quality])
+        if not ok:
+            raise DataError(f"JPEG encoding failed for a {out.shape} image")
+        out = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    return out
+
+
+def degrade_video(src: Path, dst: Path, d: Degradation, max_pixels: int) -> int:
+    """Write ``src`` shrunk and re-encoded to ``dst`` (MP4, same frame rate, display rotation applied);
+    returns the number of frames written."""
+    from identix_stream.media.encoder import Mp4Writer
+    from identix_stream.media.video import VideoReader
+
+    with VideoReader(src, max_pixels) as reader:
+        fps = reader.info.fps or 30.0
+        writer: Mp4Writer | None = None
+        try:
+            for frame in reader.frames():
+                if frame.image is None:
+                    continue
+                small = shrink(frame.image, d.scale)
+                if writer is None:
+                    writer = Mp4Writer(dst, small.shape[1], small.shape[0], fps, crf=d.crf)
+                writer.write(small)
+        finally:
+            if writer is not None:
+                writer.close()
+    if writer is None:
+        raise DataError(f"no frames decoded from {src}")
+    log.info("%s -> %s: %d frames, %dx%d, %s", src.name, dst, writer.frames, writer.width, writer.height,
+             d.describe())
+    return writer.frames
