@@ -135,12 +135,16 @@ def reliability(group: str, face_px: float | None) -> float:
 def frame_log_odds(factors: dict[str, float], video: bool = False,
                    face_px: float | None = None) -> tuple[float, dict[str, float]]:
     """(clipped frame log-odds, each factor's contribution). Unknown keys are ignored. ``face_px``
-    (face-box side in source pixels) scales each group by its RESOLUTION_RELIABILITY."""
+    (face-box side in source pixels) scales each group by its RESOLUTION_RELIABILITY. A group none of
+    whose factors is present (the fingerprint of a face in a frame smaller than its square) counts at
+    even odds: that kind of fake is not ruled out, so the frame's p_fake stays >= 1/3 and the face can
+    be ``uncertain`` at best, never ``likely_real``."""
     groups: list[tuple[float, dict[str, float]]] = []
     for group, (bias, weights) in FUSION_GROUPS.items():
         r = reliability(group, face_px)
         found = group_log_odds(factors, bias, weights)
-        if found is None:
+        if found is None:  # none of its factors could be read: even odds, never "ruled out"
+            groups.append((0.0, {}))
             continue
         g, parts = r * found[0], {k: r * v for k, v in found[1].items()}
         scale = VIDEO_GROUP_SCALE.get(group, 1.0) if video else 1.0

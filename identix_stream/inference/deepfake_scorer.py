@@ -21,7 +21,12 @@ import torch
 
 from identix_stream.core.logistic import Logistic
 from identix_stream.errors import InvalidInput, ModelError
-from identix_stream.inference.deepfake_features import boundary_features, fingerprint_features, native_square
+from identix_stream.inference.deepfake_features import (
+    boundary_features,
+    fingerprint_features,
+    native_square,
+    reads_natively,
+)
 from identix_stream.inference.deepfake_nets import (
     SBI_INPUT,
     SBINet,
@@ -88,7 +93,8 @@ class DeepfakeScorer:
 
         ``sources``: per crop, the frame it was cut from and the face centre in it; the fingerprint
         then reads the face at the frame's own resolution (``native_square``). Without them it reads
-        the crop's central square, which the crop has already resampled once."""
+        the crop's central square, which the crop has already resampled once. A face whose frame is
+        smaller than that square gets no ``gan_fingerprint`` (``reads_natively``)."""
         if len(crops_bgr) != len(crop_labels):
             raise InvalidInput(f"{len(crops_bgr)} crops but {len(crop_labels)} label maps")
         if sources is not None and len(sources) != len(crops_bgr):
@@ -101,11 +107,17 @@ class DeepfakeScorer:
         if not crops_bgr:
             return []
         blend = self._blend(crops_bgr)
-        squares = crops_bgr if sources is None else [native_square(frame, centre) for frame, centre in sources]
-        fingerprint = self.spectral.prob(np.stack([fingerprint_features(sq) for sq in squares]))
+        squares: list[np.ndarray | None] = list(crops_bgr) if sources is None else [
+            native_square(frame, centre) if reads_natively(frame) else None for frame, centre in sources]
+        readable = {i: sq for i, sq in enumerate(squares) if sq is not None}
+        probs = self.spectral.prob(np.stack([fingerprint_features(sq) for sq in readable.values()])) \
+            if readable else np.zeros(0)
+        fingerprint = dict(zip(readable, probs.tolist(), strict=True))
         out: list[dict[str, float]] = []
         for i, (c, lab) in enumerate(zip(crops_bgr, crop_labels, strict=True)):
-            factors = {"blend": float(blend[i]), "gan_fingerprint": float(fingerprint[i])}
+            factors = {"blend": float(blend[i])}
+            if i in fingerprint:
+                factors["gan_fingerprint"] = float(fingerprint[i])
             bf = boundary_features(c, lab)
             if bf is not None:
                 factors["boundary"] = float(self.boundary.prob(bf))

@@ -9,11 +9,13 @@ import pytest
 
 from identix_stream.core.classes import L_EYE, MOUTH, NOSE, R_EYE, SKIN, U_LIP
 from identix_stream.core.deepfake_fusion import (
+    FRAME_LOGIT_CLIP,
     FUSION_GROUPS,
     MIN_FRAMES,
     TrackEvidence,
     eye_openness,
     frame_log_odds,
+    group_log_odds,
     single_image_estimate,
 )
 from identix_stream.core.deepfake_metrics import eer, roc_auc
@@ -68,10 +70,28 @@ def test_a_clean_fingerprint_does_not_cancel_swap_evidence() -> None:
 
 @pytest.mark.parametrize("factors", [REAL, FAKE_SWAP, FAKE_GAN, {"blend": 0.6, "gan_fingerprint": 0.7}])
 def test_frame_log_odds_lies_between_the_strongest_group_and_log_2_below(factors: dict[str, float]) -> None:
-    groups = [frame_log_odds({k: v for k, v in factors.items() if k in weights})[0]
-              for _, weights in FUSION_GROUPS.values()]
+    groups = [found[0] for bias, weights in FUSION_GROUPS.values()
+              if (found := group_log_odds(factors, bias, weights)) is not None]
+    assert len(groups) == len(FUSION_GROUPS)
     logit = frame_log_odds(factors)[0]
-    assert max(groups) - math.log(2.0) - 1e-6 <= logit <= max(groups) + 1e-6
+    top = min(max(groups), FRAME_LOGIT_CLIP)  # one frame never says more than the clip
+    assert top - math.log(2.0) - 1e-6 <= logit <= top + 1e-6
+
+
+def test_an_unread_fingerprint_leaves_synthetic_faces_possible() -> None:
+    """A face whose fingerprint could not be read (a frame smaller than its square) is not cleared of
+    being generated: that group counts at even odds, so even a clean blend stays uncertain, in a photo
+    and over a whole track; read and clean, the same face is likely_real."""
+    unread = {"blend": 0.01, "boundary": 0.1}
+    logit, contrib = frame_log_odds(unread)
+    assert logit >= -math.log(2.0) - 1e-9  # p >= 1/3
+    assert "gan_fingerprint" not in contrib
+    assert single_image_estimate(unread).state == "uncertain"
+    assert single_image_estimate({**unread, "gan_fingerprint": 0.01}).state == "likely_real"
+    assert run_track([unread] * 75)[-1].state == "uncertain"
+    assert run_track([{**unread, "gan_fingerprint": 0.01}] * 75)[-1].state == "likely_real"
+    # swap evidence still decides on its own
+    assert run_track([{"blend": 0.97, "boundary": 0.8}] * 75)[-1].state == "likely_fake"
 
 
 def test_contributions_follow_the_group_that_decides() -> None:

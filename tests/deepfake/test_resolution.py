@@ -35,8 +35,8 @@ def test_the_shipped_table_is_full_trust_for_large_faces_and_never_rises_as_face
 
 def test_the_fusion_scales_each_group_by_its_reliability(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(fusion.RESOLUTION_RELIABILITY, "swap", ((40.0, 0.25), (177.0, 1.0)))
-    monkeypatch.setitem(fusion.RESOLUTION_RELIABILITY, "synthetic", ((40.0, 1.0), (177.0, 1.0)))
-    only_swap = {"blend": 0.9, "boundary": 0.7}  # no fingerprint: the frame is the swap group alone
+    monkeypatch.delitem(fusion.FUSION_GROUPS, "synthetic")  # the frame is the swap group alone
+    only_swap = {"blend": 0.9, "boundary": 0.7}
     full, parts_full = frame_log_odds(only_swap, face_px=300)
     assert (full, parts_full) == frame_log_odds(only_swap)  # unknown size: full trust
     small, parts_small = frame_log_odds(only_swap, face_px=40)

@@ -12,6 +12,7 @@ import pytest
 
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.errors import InvalidInput, ModelError
+from identix_stream.inference.deepfake_features import FP_SIZE, reads_natively
 from identix_stream.inference.deepfake_scorer import DeepfakeScorer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,24 @@ def test_gan_faces_score_above_real_photos(scorer: DeepfakeScorer, shared_data: 
         assert all(0.0 <= v <= 1.0 for x in f + r for v in x.values())
         auc[mode] = roc_auc([x["gan_fingerprint"] for x in r], [x["gan_fingerprint"] for x in f])
     assert min(auc.values()) >= 0.85, auc
+
+
+def test_a_frame_smaller_than_the_fingerprint_square_gets_no_fingerprint(scorer: DeepfakeScorer,
+                                                                         shared_data: Path) -> None:
+    """A 150-px copy of a real photo can only be read upscaled, which is what generators leave behind:
+    the fingerprint stays out and the other factors are untouched."""
+    photo = np.asarray(cv2.imread(str(sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[0])))
+    crop = cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA)
+    h, w = photo.shape[:2]
+    small = cv2.resize(photo, (FP_SIZE - 10, FP_SIZE - 10), interpolation=cv2.INTER_AREA)
+    just_enough = cv2.resize(photo, (FP_SIZE, FP_SIZE), interpolation=cv2.INTER_AREA)
+    blank = [np.zeros((256, 256), np.uint8)] * 3
+    full, tiny, edge = scorer.score([crop] * 3, blank, [(photo, (w / 2, h / 2)), (small, (75.0, 75.0)),
+                                                        (just_enough, (80.0, 80.0))])
+    assert "gan_fingerprint" in full and "gan_fingerprint" in edge
+    assert "gan_fingerprint" not in tiny
+    assert tiny["blend"] == full["blend"]
+    assert not reads_natively(small) and reads_natively(just_enough)
 
 
 @pytest.mark.slow
