@@ -69,26 +69,32 @@ def degrade_image(img: np.ndarray, d: Degradation) -> np.ndarray:
 
 def degrade_video(src: Path, dst: Path, d: Degradation, max_pixels: int) -> int:
     """Write ``src`` shrunk and re-encoded to ``dst`` (MP4, same frame rate, display rotation applied);
-    returns the number of frames written."""
+    returns the number of frames written. On any failure no ``dst`` is left behind."""
     from identix_stream.media.encoder import Mp4Writer
     from identix_stream.media.video import VideoReader
 
-    with VideoReader(src, max_pixels) as reader:
-        fps = reader.info.fps or 30.0
-        writer: Mp4Writer | None = None
-        try:
-            for frame in reader.frames():
-                if frame.image is None:
-                    continue
-                small = shrink(frame.image, d.scale)
-                if writer is None:
-                    writer = Mp4Writer(dst, small.shape[1], small.shape[0], fps, crf=d.crf)
-                writer.write(small)
-        finally:
-            if writer is not None:
-                writer.close()
-    if writer is None:
-        raise DataError(f"no frames decoded from {src}")
+    writer: Mp4Writer | None = None
+    try:
+        with VideoReader(src, max_pixels) as reader:
+            fps = reader.info.fps or 30.0
+            try:
+                for frame in reader.frames():
+                    if frame.image is None:
+                        continue
+                    small = shrink(frame.image, d.scale)
+                    if writer is None:
+                        writer = Mp4Writer(dst, small.shape[1], small.shape[0], fps, crf=d.crf)
+                        if d.crf is not None and writer.codec != "libx264":
+                            raise DataError(f"a CRF needs the libx264 encoder; this PyAV build has {writer.codec}")
+                    writer.write(small)
+            finally:
+                if writer is not None:
+                    writer.close()
+        if writer is None:
+            raise DataError(f"no frames decoded from {src}")
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
     log.info("%s -> %s: %d frames, %dx%d, %s", src.name, dst, writer.frames, writer.width, writer.height,
              d.describe())
     return writer.frames

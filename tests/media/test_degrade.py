@@ -11,7 +11,7 @@ import pytest
 
 from identix_stream.errors import DataError, InvalidInput
 from identix_stream.media.degrade import Degradation, degrade_image, degrade_video, shrink
-from tests.media.videofiles import TALKING
+from tests.media.videofiles import TALKING, write_audio_only
 
 MAX_PIXELS = 4096 * 4096
 
@@ -73,9 +73,13 @@ def test_a_real_clip_is_shrunk_and_reencoded_frame_for_frame(shared_data: Path, 
     assert out.stat().st_size < better.stat().st_size
 
 
-def test_a_file_that_is_not_a_video_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    bad = tmp_path / "notes.mp4"
-    bad.write_bytes(b"not a video at all" * 20)
-    with pytest.raises(InvalidInput, match="cannot be opened"):
+@pytest.mark.parametrize(("kind", "message"), [("garbage", "cannot be opened"), ("audio", "no video stream")])
+def test_a_file_without_video_is_refused_and_nothing_is_written(kind: str, message: str, tmp_path: Path) -> None:
+    bad = tmp_path / "input.mp4"
+    if kind == "garbage":
+        bad.write_bytes(b"not a video at all" * 20)
+    else:
+        write_audio_only(bad, "mp4", "aac")
+    with pytest.raises(InvalidInput, match=message):
         degrade_video(bad, tmp_path / "out.mp4", Degradation(scale=0.5), MAX_PIXELS)
     assert not (tmp_path / "out.mp4").exists()
