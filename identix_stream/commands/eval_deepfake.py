@@ -60,7 +60,7 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> d
     if img is None:
         log.warning("skipping %s: not a decodable image", path)
         return None
-    if degradation.active:
+    if degradation.changes_images:
         from identix_stream.media.degrade import degrade_image
 
         img = degrade_image(img, degradation)
@@ -125,15 +125,17 @@ async def _score_video(
     return items
 
 
-async def _degraded_copy(path: Path, folder: Path, degradation: Degradation, max_pixels: int) -> Path:
-    """``path`` itself, or its degraded copy (same name) in ``folder`` when the video is to be degraded."""
-    if degradation.scale >= 1.0 and degradation.crf is None:
-        return path
+async def _score_video_copy(analyzer: Any, path: Path, scratch: Path, degradation: Degradation, max_pixels: int,
+                           stride: int, min_frames: int, max_seconds: float | None) -> list[dict[str, Any]]:
+    """``_score_video`` of the video's degraded copy (same name, in ``scratch``, removed afterwards)."""
     from identix_stream.media.degrade import degrade_video
 
-    copy = folder / f"{path.stem}.mp4"
-    await asyncio.to_thread(degrade_video, path, copy, degradation, max_pixels)
-    return copy
+    copy = scratch / f"{path.stem}.mp4"
+    try:
+        await asyncio.to_thread(degrade_video, path, copy, degradation, max_pixels)
+        return await _score_video(analyzer, copy, max_pixels, stride, min_frames, max_seconds)
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def score_files(images: list[Path], videos: list[Path], model: Path, models_dir: Path, device: str, threads: int,
@@ -165,17 +167,17 @@ def score_files(images: list[Path], videos: list[Path], model: Path, models_dir:
                     continue
                 if item is not None:
                     out.append(item)
-            with tempfile.TemporaryDirectory(prefix="identix-degraded-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="identix-degraded-") as scratch:
                 for p in videos:
                     try:
-                        src = await _degraded_copy(p, Path(tmp), worse, settings.max_image_pixels)
-                        out += await _score_video(analyzer, src, settings.max_image_pixels, stride, min_frames,
-                                                  max_seconds)
+                        if worse.changes_videos:
+                            out += await _score_video_copy(analyzer, p, Path(scratch), worse,
+                                                           settings.max_image_pixels, stride, min_frames, max_seconds)
+                        else:
+                            out += await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames,
+                                                      max_seconds)
                     except InvalidInput as exc:
                         log.warning("skipping %s: %s", p, exc.message)
-                    finally:
-                        for leftover in Path(tmp).iterdir():
-                            leftover.unlink()
         finally:
             await analyzer.stop()
         return out

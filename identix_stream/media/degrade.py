@@ -10,7 +10,7 @@ prediction, as a re-upload would be), an image through JPEG at ``jpeg_quality``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +37,19 @@ class Degradation:
             raise DataError(f"JPEG quality must be 1-100, got {self.jpeg_quality}")
 
     @property
+    def changes_images(self) -> bool:
+        return self.scale < 1.0 or self.jpeg_quality is not None
+
+    @property
+    def changes_videos(self) -> bool:
+        return self.scale < 1.0 or self.crf is not None
+
+    @property
     def active(self) -> bool:
-        return self.scale < 1.0 or self.crf is not None or self.jpeg_quality is not None
+        return self.changes_images or self.changes_videos
 
     def describe(self) -> dict[str, float | int | None]:
-        return {"scale": self.scale, "crf": self.crf, "jpeg_quality": self.jpeg_quality}
+        return asdict(self)
 
 
 def shrink(img: np.ndarray, scale: float) -> np.ndarray:
@@ -56,14 +64,11 @@ def shrink(img: np.ndarray, scale: float) -> np.ndarray:
 
 
 def degrade_image(img: np.ndarray, d: Degradation) -> np.ndarray:
-    import cv2
+    from identix_stream.media.images import decode_image, encode_jpeg
 
     out = shrink(img, d.scale)
     if d.jpeg_quality is not None:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, d.jpeg_quality])
-        if not ok:
-            raise DataError(f"JPEG encoding failed for a {out.shape} image")
-        out = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
+        out = decode_image(encode_jpeg(out, d.jpeg_quality), out.shape[0] * out.shape[1])
     return out
 
 
