@@ -107,9 +107,8 @@ class DeepfakeScorer:
         if not crops_bgr:
             return []
         blend = self._blend(crops_bgr)
-        squares: list[np.ndarray | None] = list(crops_bgr) if sources is None else [
-            native_square(frame, centre) if reads_natively(frame) else None for frame, centre in sources]
-        readable = {i: sq for i, sq in enumerate(squares) if sq is not None}
+        readable = dict(enumerate(crops_bgr)) if sources is None else {
+            i: native_square(frame, centre) for i, (frame, centre) in enumerate(sources) if reads_natively(frame)}
         probs = self.spectral.prob(np.stack([fingerprint_features(sq) for sq in readable.values()])) \
             if readable else np.zeros(0)
         fingerprint = dict(zip(readable, probs.tolist(), strict=True))
