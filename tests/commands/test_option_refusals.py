@@ -1,0 +1,33 @@
+"""``identix-stream train-deepfake`` and ``eval-deepfake`` refuse bad option values with an argparse
+error (exit 2) that names the problem, before any model or data is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from identix_stream.cli import main
+
+TRAIN = ["train-deepfake", "sbi"]
+EVAL = ["eval-deepfake", "--real", "/nonexistent/real", "--fake", "/nonexistent/fake"]
+
+
+@pytest.mark.parametrize(("command", "option", "value", "message"), [
+    (TRAIN, "--input-size", "300", "--input-size must be"),
+    (TRAIN, "--input-size", "63", "--input-size must be"),
+    (TRAIN, "--input-size", "big", "--input-size must be"),
+    (TRAIN, "--small-codec", "1.5", "expected a number in 0-1"),
+    (TRAIN, "--small-codec", "-0.1", "expected a number in 0-1"),
+    (TRAIN, "--small-codec", "often", "expected a number in 0-1"),
+    (EVAL, "--downscale", "1.5", "downscale factor must be in (0, 1], got 1.5"),
+    (EVAL, "--downscale", "0", "downscale factor must be in (0, 1], got 0.0"),
+    (EVAL, "--downscale", "half", "expected a number, got 'half'"),
+    (EVAL, "--crf", "60", "H.264 CRF must be 0-51, got 60"),
+    (EVAL, "--crf", "26.5", "expected an integer, got '26.5'"),
+    (EVAL, "--jpeg", "0", "JPEG quality must be 1-100, got 0"),
+])
+def test_a_bad_option_value_is_refused(command: list[str], option: str, value: str, message: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*command, option, value])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
