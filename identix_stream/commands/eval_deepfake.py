@@ -8,9 +8,10 @@ is scored over the whole clip (or its first ``--max-seconds``) by its final runn
 seen in fewer than ``--min-frames`` frames are skipped. Prints AUC, EER, accuracy at p_fake >= 0.5,
 counts, final states, per-factor AUCs.
 
-``--downscale S`` / ``--crf N`` / ``--jpeg Q`` score worse copies of every input instead (shrunk by S,
-videos re-encoded with H.264 at CRF N, images JPEG'd at quality Q; media/degrade.py): does a real
-person stay unflagged once the clip is smaller or more compressed?
+``--downscale S`` / ``--upscale S`` / ``--crf N`` / ``--jpeg Q`` score worse copies of every input
+instead (shrunk or enlarged by S, videos re-encoded with H.264 at CRF N, images JPEG'd at quality Q;
+media/degrade.py): does a real person stay unflagged once the clip is smaller, upscaled or more
+compressed?
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from identix_stream.commands import offline_settings
 from identix_stream.errors import DataError, InvalidInput
-from identix_stream.media.degrade import Degradation
+from identix_stream.media.degrade import MAX_SCALE, Degradation
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     models_dir = Path(args.models_dir) if args.models_dir else Path(settings.model_path).parent
     if not model.is_file():
         raise DataError(f"parser model not found: {model} (set --model or IDENTIX_MODEL_PATH)")
-    degradation = Degradation(args.downscale, args.crf, args.jpeg)
+    degradation = Degradation(args.upscale or args.downscale or 1.0, args.crf, args.jpeg)
     groups: dict[str, list[dict[str, Any]]] = {}
     for cls, folder in (("real", Path(args.real)), ("fake", Path(args.fake))):
         files = _files(folder)
@@ -266,6 +267,21 @@ def _degradation_option(field: str, kind: type[float] | type[int]) -> Callable[[
     return parse
 
 
+def _factor_option(name: str, low: float, high: float, low_included: bool) -> Callable[[str], float]:
+    """An argparse type for a resize factor in a range (``--downscale`` (0, 1], ``--upscale`` [1, 4])."""
+    shown = f"{'[' if low_included else '('}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (low <= value if low_included else low < value) or not value <= high:
+            raise argparse.ArgumentTypeError(f"{name} factor must be in {shown}, got {value}")
+        return value
+    return parse
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-deepfake", help="measure deepfake evidence on folders of real and fake media",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -279,8 +295,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame")
     p.add_argument("--min-frames", type=int, default=10, help="skip video persons seen in fewer frames")
     p.add_argument("--max-seconds", type=float, help="score only the first seconds of each video")
-    p.add_argument("--downscale", type=_degradation_option("scale", float), default=1.0, metavar="S",
-                   help="score copies shrunk by this factor (0-1], aspect kept (robustness check)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--downscale", type=_factor_option("downscale", 0.0, 1.0, False), metavar="S",
+                      help="score copies shrunk by this factor (0-1], aspect kept (robustness check)")
+    size.add_argument("--upscale", type=_factor_option("upscale", 1.0, MAX_SCALE, True), metavar="S",
+                      help=f"score copies enlarged by this factor [1-{MAX_SCALE:g}] (bicubic), aspect kept")
     p.add_argument("--crf", type=_degradation_option("crf", int), metavar="N",
                    help="re-encode videos with H.264 at this CRF (0-51) first")
     p.add_argument("--jpeg", type=_degradation_option("jpeg_quality", int), metavar="Q",

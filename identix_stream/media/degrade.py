@@ -1,10 +1,11 @@
-"""Worse copies of real inputs for robustness checks (``eval-deepfake --downscale/--crf/--jpeg``).
+"""Worse copies of real inputs for robustness checks (``eval-deepfake --downscale/--upscale/--crf/--jpeg``).
 
 A detector that is right on the clips it was checked on can still flag the same real person once the
-clip is smaller or more compressed, as real uploads often are (a shared, re-encoded phone video).
-These turn an input into such a copy: shrunk by ``scale`` (keeping the aspect ratio), then
-re-encoded: a video through H.264 at ``crf`` (every frame, with the codec's own inter-frame
-prediction, as a re-upload would be), an image through JPEG at ``jpeg_quality``.
+clip is smaller, enlarged or more compressed, as real uploads often are (a shared, re-encoded phone
+video; a 480p clip upscaled to 1080p by an editor). These turn an input into such a copy: resized by
+``scale`` (keeping the aspect ratio; area interpolation to shrink, bicubic to enlarge, as ffmpeg's
+default scaler), then re-encoded: a video through H.264 at ``crf`` (every frame, with the codec's own
+inter-frame prediction, as a re-upload would be), an image through JPEG at ``jpeg_quality``.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from identix_stream.errors import DataError
 log = logging.getLogger(__name__)
 
 MIN_SIDE = 16  # never shrink a frame's shorter side below this
+MAX_SCALE = 4.0  # enlarging further only tests the frame-size limit
 
 
 @dataclass(frozen=True)
 class Degradation:
-    scale: float = 1.0  # 0 < scale <= 1
+    scale: float = 1.0  # 0 < scale <= MAX_SCALE
     crf: int | None = None  # H.264 CRF 0-51 for videos (None: the writer's default, 23)
     jpeg_quality: int | None = None  # 1-100 for images (None: no JPEG round trip)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.scale <= 1.0:
-            raise DataError(f"downscale factor must be in (0, 1], got {self.scale}")
+        if not 0.0 < self.scale <= MAX_SCALE:
+            raise DataError(f"scale factor must be in (0, {MAX_SCALE:g}], got {self.scale}")
         if self.crf is not None and not 0 <= self.crf <= 51:
             raise DataError(f"H.264 CRF must be 0-51, got {self.crf}")
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
@@ -38,11 +40,11 @@ class Degradation:
 
     @property
     def changes_images(self) -> bool:
-        return self.scale < 1.0 or self.jpeg_quality is not None
+        return self.scale != 1.0 or self.jpeg_quality is not None
 
     @property
     def changes_videos(self) -> bool:
-        return self.scale < 1.0 or self.crf is not None
+        return self.scale != 1.0 or self.crf is not None
 
     @property
     def active(self) -> bool:
@@ -52,28 +54,30 @@ class Degradation:
         return asdict(self)
 
 
-def shrink(img: np.ndarray, scale: float) -> np.ndarray:
-    """``img`` shrunk by ``scale`` (area interpolation), sides kept even for yuv420p and >= MIN_SIDE."""
+def rescale(img: np.ndarray, scale: float) -> np.ndarray:
+    """``img`` resized by ``scale`` (area interpolation to shrink, bicubic to enlarge), sides kept even
+    for yuv420p and >= MIN_SIDE."""
     import cv2  # here, not at import: the CLI builds its options from Degradation without OpenCV
 
-    if scale >= 1.0:
+    if scale == 1.0:
         return img
     h, w = img.shape[:2]
     size = (max(MIN_SIDE, round(w * scale) // 2 * 2), max(MIN_SIDE, round(h * scale) // 2 * 2))
-    return np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC
+    return np.asarray(cv2.resize(img, size, interpolation=interpolation))
 
 
 def degrade_image(img: np.ndarray, d: Degradation) -> np.ndarray:
     from identix_stream.media.images import decode_image, encode_jpeg
 
-    out = shrink(img, d.scale)
+    out = rescale(img, d.scale)
     if d.jpeg_quality is not None:
         out = decode_image(encode_jpeg(out, d.jpeg_quality), out.shape[0] * out.shape[1])
     return out
 
 
 def degrade_video(src: Path, dst: Path, d: Degradation, max_pixels: int) -> int:
-    """Write ``src`` shrunk and re-encoded to ``dst`` (MP4, same frame rate, display rotation applied);
+    """Write ``src`` resized and re-encoded to ``dst`` (MP4, same frame rate, display rotation applied);
     returns the number of frames written. On any failure no ``dst`` is left behind."""
     from identix_stream.media.encoder import Mp4Writer
     from identix_stream.media.video import VideoReader
@@ -86,12 +90,12 @@ def degrade_video(src: Path, dst: Path, d: Degradation, max_pixels: int) -> int:
                 for frame in reader.frames():
                     if frame.image is None:
                         continue
-                    small = shrink(frame.image, d.scale)
+                    resized = rescale(frame.image, d.scale)
                     if writer is None:
-                        writer = Mp4Writer(dst, small.shape[1], small.shape[0], fps, crf=d.crf)
+                        writer = Mp4Writer(dst, resized.shape[1], resized.shape[0], fps, crf=d.crf)
                         if d.crf is not None and writer.codec != "libx264":
                             raise DataError(f"a CRF needs the libx264 encoder; this PyAV build has {writer.codec}")
-                    writer.write(small)
+                    writer.write(resized)
             finally:
                 if writer is not None:
                     writer.close()

@@ -45,8 +45,10 @@ def crop_sample(
     dx, dy = rng.uniform(-0.05, 0.05, 2) * (w, h)
     win = crop_window((x1 + dx, y1 + dy, x2 + dx, y2 + dy), scale=scale, angle_deg=float(rng.uniform(-8, 8)))
     m = win.affine(size)
-    img = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA if win.side > 2 * size else cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REFLECT)
+    # bilinear, like the service's crop (pipeline/paste.crop_face); warpAffine has no area mode (INTER_AREA,
+    # which this asked for on large faces until 2026-11-29, is silently bilinear), so the shipped files were
+    # trained on exactly these pixels
+    img = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     msk = cv2.warpAffine(mask, m, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
     return img, msk
 

@@ -21,6 +21,8 @@ EVAL = ["eval-deepfake", "--real", "/nonexistent/real", "--fake", "/nonexistent/
     (EVAL, "--downscale", "1.5", "downscale factor must be in (0, 1], got 1.5"),
     (EVAL, "--downscale", "0", "downscale factor must be in (0, 1], got 0.0"),
     (EVAL, "--downscale", "half", "expected a number, got 'half'"),
+    (EVAL, "--upscale", "0.5", "upscale factor must be in [1, 4], got 0.5"),
+    (EVAL, "--upscale", "5", "upscale factor must be in [1, 4], got 5.0"),
     (EVAL, "--crf", "60", "H.264 CRF must be 0-51, got 60"),
     (EVAL, "--crf", "26.5", "expected an integer, got '26.5'"),
     (EVAL, "--jpeg", "0", "JPEG quality must be 1-100, got 0"),
@@ -31,3 +33,10 @@ def test_a_bad_option_value_is_refused(command: list[str], option: str, value: s
         main([*command, option, value])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_downscale_and_upscale_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*EVAL, "--downscale", "0.5", "--upscale", "2"])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``eval-deepfake --downscale/--crf/--jpeg`` scores worse copies of real media through the service's
+"""``eval-deepfake --downscale/--upscale/--crf/--jpeg`` scores worse copies of real media through the service's
 pipeline, says so in the report and leaves no copies behind."""
 
 from __future__ import annotations
@@ -34,10 +34,17 @@ def test_degraded_copies_are_scored_and_removed(tmp_path: Path, shared_data: Pat
             "--model", str(parser_model), "--models-dir", str(ROOT / "models"), "--max-seconds", "2",
             "--stride", "3", "--min-frames", "3"]
     reports = {}
-    for name, extra in (("as is", []), ("worse", ["--downscale", "0.5", "--crf", "32", "--jpeg", "50"])):
+    for name, extra in (("as is", []), ("worse", ["--downscale", "0.5", "--crf", "32", "--jpeg", "50"]),
+                        ("enlarged", ["--upscale", "1.5"])):
         assert main(base + extra) == 0
         reports[name] = json.loads(capsys.readouterr().out)
-    worse, as_is = reports["worse"], reports["as is"]
+    worse, as_is, enlarged = reports["worse"], reports["as is"], reports["enlarged"]
+    assert enlarged["degradation"] == {"scale": 1.5, "crf": None, "jpeg_quality": None}
+    assert enlarged["counts"] == as_is["counts"]
+    for a, e in zip(sorted(as_is["items"], key=lambda i: i["file"]), sorted(enlarged["items"], key=lambda i: i["file"]),
+                    strict=True):
+        assert a["factors"]["blend"] != e["factors"]["blend"], a["file"]  # the enlarged copy was scored
+        assert "gan_fingerprint" in e["factors"]
     assert worse["degradation"] == {"scale": 0.5, "crf": 32, "jpeg_quality": 50}
     assert "degradation" not in as_is
     # the person is still found and tracked in the half-size clip, and both GAN faces in the small JPEGs

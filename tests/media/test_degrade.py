@@ -1,4 +1,4 @@
-"""Worse copies of real inputs (media/degrade.py): shrunk, re-encoded, checked on real clips and photos."""
+"""Worse copies of real inputs (media/degrade.py): resized, re-encoded, checked on real clips and photos."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from identix_stream.errors import DataError, InvalidInput
-from identix_stream.media.degrade import Degradation, degrade_image, degrade_video, shrink
+from identix_stream.media.degrade import Degradation, degrade_image, degrade_video, rescale
 from tests.media.videofiles import TALKING, write_audio_only
 
 MAX_PIXELS = 4096 * 4096
 
 
 @pytest.mark.parametrize(("kwargs", "shown"), [
-    ({"scale": 0.0}, "0.0"), ({"scale": 1.5}, "1.5"), ({"scale": -0.5}, "-0.5"),
+    ({"scale": 0.0}, "0.0"), ({"scale": 4.5}, "4.5"), ({"scale": -0.5}, "-0.5"),
     ({"crf": 52}, "52"), ({"crf": -1}, "-1"), ({"jpeg_quality": 0}, "0"), ({"jpeg_quality": 101}, "101"),
 ])
 def test_bad_settings_are_refused_with_the_value(kwargs: dict[str, float], shown: str) -> None:
@@ -32,11 +32,25 @@ def test_the_default_changes_nothing() -> None:
     assert degrade_image(img, d) is img
 
 
-def test_shrink_keeps_the_aspect_with_even_sides_and_a_floor() -> None:
+def test_rescale_keeps_the_aspect_with_even_sides_and_a_floor() -> None:
     img = np.zeros((908, 480, 3), np.uint8)  # a portrait phone clip's frame
-    assert shrink(img, 0.5).shape == (454, 240, 3)
-    assert shrink(img, 0.333).shape == (302, 160, 3)
-    assert shrink(np.zeros((40, 30, 3), np.uint8), 0.1).shape == (16, 16, 3)
+    assert rescale(img, 0.5).shape == (454, 240, 3)
+    assert rescale(img, 0.333).shape == (302, 160, 3)
+    assert rescale(np.zeros((40, 30, 3), np.uint8), 0.1).shape == (16, 16, 3)
+    assert rescale(img, 2.25).shape == (2042, 1080, 3)
+
+
+def test_an_enlarged_copy_is_smooth_where_the_original_was_sharp() -> None:
+    """Bicubic upscaling, as an editor's export does: the copy holds the same picture with no new detail."""
+    img = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    d = Degradation(scale=2.0)
+    assert d.changes_images and d.changes_videos
+    big = degrade_image(img, d)
+    assert big.shape == (120, 160, 3)
+    back = cv2.resize(big, (80, 60), interpolation=cv2.INTER_AREA)
+    assert np.abs(back.astype(int) - img.astype(int)).mean() < 25
+    neighbour_step = np.abs(np.diff(big.astype(int), axis=1)).mean()
+    assert neighbour_step < 0.7 * np.abs(np.diff(img.astype(int), axis=1)).mean()
 
 
 @pytest.mark.data
