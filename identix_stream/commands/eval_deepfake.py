@@ -79,7 +79,7 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> d
     interp = cv2.INTER_AREA if min(h, w) > CROP else cv2.INTER_LINEAR
     crop = cv2.resize(img, (CROP, CROP), interpolation=interp)
     labels = analyzer.runtime.labels([crop])
-    factors = analyzer.scorer.score([crop], labels, [(img, (w / 2, h / 2))])[0]
+    factors = analyzer.scorer.score([crop], labels, [(img, (w / 2, h / 2))], [True])[0]
     whole = single_image_estimate(factors, max(h, w) / SERVICE_CROP_SCALE)  # scored as a service crop
     return {"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": factors,
             "faces": 0, "face_detected": False}

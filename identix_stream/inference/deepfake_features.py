@@ -49,6 +49,22 @@ def native_square(frame: np.ndarray, centre: tuple[float, float], size: int = FP
     return np.ascontiguousarray(frame[y:y + size, x:x + size])
 
 
+def reduced_square(frame: np.ndarray, centre: tuple[float, float], factor: float,
+                   size: int = FP_SIZE) -> np.ndarray | None:
+    """The ``size`` square nearest the face centre of the frame shrunk by ``factor`` (> 1), as if the
+    frame had been enlarged by that much and this undid it; None when the shrunk frame is smaller than
+    the square. Only the region the square needs is shrunk (area interpolation)."""
+    h, w = frame.shape[:2]
+    if min(h, w) / factor < size:
+        return None
+    side = min(min(h, w), int(np.ceil(size * factor)) + 2)
+    x = round(min(max(centre[0] - side / 2, 0.0), w - side))
+    y = round(min(max(centre[1] - side / 2, 0.0), h - side))
+    region = frame[y:y + side, x:x + side]
+    small = cv2.resize(region, (round(side / factor), round(side / factor)), interpolation=cv2.INTER_AREA)
+    return center_square(small, size)
+
+
 def _spectrum_cells(square_bgr: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(square_bgr, cv2.COLOR_BGR2GRAY).astype(np.float64)
     g -= cv2.GaussianBlur(g, (0, 0), 2)

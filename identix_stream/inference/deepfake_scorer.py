@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from identix_stream.core.logistic import Logistic
+from identix_stream.core.logistic import Logistic, sigmoid
 from identix_stream.errors import InvalidInput, ModelError
 from identix_stream.inference.deepfake_features import (
     boundary_features,
     fingerprint_features,
     native_square,
     reads_natively,
+    reduced_square,
 )
 from identix_stream.inference.deepfake_nets import (
     SBI_INPUT,
@@ -43,6 +44,12 @@ SBI_FILE = "deepfake_sbi.pt"
 SPECTRAL_FILE = "deepfake_spectral.json"
 BOUNDARY_FILE = "deepfake_boundary.json"
 CROP_SIZE = 256
+# A photo's face that reads real at its own size but generated once the photo is shrunk by one of these
+# factors may be an enlarged GAN image: bicubic enlargement smooths the generator's traces into
+# something the fingerprint calls real (gan_vs_real_val enlarged x1.5 or x2: 34-35 of its 50 StyleGAN2
+# faces ended likely_real), and shrinking brings them back within the head's reach (it was trained on
+# faces rescaled 0.75-1.3x). The reading then depends on an unknown resize, so it is left out.
+ENLARGEMENTS = (1.5, 2.0)
 
 
 def _load_head(path: Path, fmt: str, n_features: int) -> Logistic:
@@ -88,17 +95,24 @@ class DeepfakeScorer:
         return 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
 
     def score(self, crops_bgr: list[np.ndarray], crop_labels: list[np.ndarray],
-              sources: Sequence[tuple[np.ndarray, tuple[float, float]]] | None = None) -> list[dict[str, float]]:
+              sources: Sequence[tuple[np.ndarray, tuple[float, float]]] | None = None,
+              stills: Sequence[bool] | None = None) -> list[dict[str, float]]:
         """Per-crop factors; crops are 256x256 BGR uint8, labels 256x256 uint8 class ids.
 
         ``sources``: per crop, the frame it was cut from and the face centre in it; the fingerprint
         then reads the face at the frame's own resolution (``native_square``). Without them it reads
         the crop's central square, which the crop has already resampled once. A face whose frame is
-        smaller than that square gets no ``gan_fingerprint`` (``reads_natively``)."""
+        smaller than that square gets no ``gan_fingerprint`` (``reads_natively``).
+        ``stills``: per crop, whether it comes from a photo (not a video frame); a photo's face that
+        reads real at its own size but generated once the photo is shrunk by one of ``ENLARGEMENTS``
+        gets no ``gan_fingerprint`` either (``_enlargement_doubts``)."""
         if len(crops_bgr) != len(crop_labels):
             raise InvalidInput(f"{len(crops_bgr)} crops but {len(crop_labels)} label maps")
         if sources is not None and len(sources) != len(crops_bgr):
             raise InvalidInput(f"{len(crops_bgr)} crops but {len(sources)} source frames")
+        if stills is not None and (sources is None or len(stills) != len(crops_bgr)):
+            raise InvalidInput(f"stills need one flag per source frame, got {len(stills)} for "
+                               f"{0 if sources is None else len(sources)} sources")
         for c, lab in zip(crops_bgr, crop_labels, strict=True):
             if c.shape != (CROP_SIZE, CROP_SIZE, 3) or c.dtype != np.uint8:
                 raise InvalidInput(f"deepfake crops must be uint8 (256, 256, 3), got {c.dtype} {c.shape}")
@@ -109,16 +123,30 @@ class DeepfakeScorer:
         blend = self._blend(crops_bgr)
         readable = dict(enumerate(crops_bgr)) if sources is None else {
             i: native_square(frame, centre) for i, (frame, centre) in enumerate(sources) if reads_natively(frame)}
-        probs = self.spectral.prob(np.stack([fingerprint_features(sq) for sq in readable.values()])) \
+        logits = self.spectral.logit(np.stack([fingerprint_features(sq) for sq in readable.values()])) \
             if readable else np.zeros(0)
-        fingerprint = dict(zip(readable, probs.tolist(), strict=True))
+        fingerprint = dict(zip(readable, logits.tolist(), strict=True))
+        if sources is not None and stills is not None:
+            reads_real = [i for i, z in fingerprint.items() if stills[i] and z < 0.0]
+            for i in self._enlargement_doubts({i: sources[i] for i in reads_real}):
+                del fingerprint[i]
         out: list[dict[str, float]] = []
         for i, (c, lab) in enumerate(zip(crops_bgr, crop_labels, strict=True)):
             factors = {"blend": float(blend[i])}
             if i in fingerprint:
-                factors["gan_fingerprint"] = float(fingerprint[i])
+                factors["gan_fingerprint"] = float(sigmoid(fingerprint[i]))
             bf = boundary_features(c, lab)
             if bf is not None:
                 factors["boundary"] = float(self.boundary.prob(bf))
             out.append(factors)
         return out
+
+    def _enlargement_doubts(self, sources: dict[int, tuple[np.ndarray, tuple[float, float]]]) -> set[int]:
+        """The faces whose fingerprint reads generated once their frame is shrunk by an ENLARGEMENTS
+        factor (where the shrunk frame still holds the square): their own-size reading cannot be trusted."""
+        squares = [(i, sq) for i, (frame, centre) in sources.items() for f in ENLARGEMENTS
+                   if (sq := reduced_square(frame, centre, f)) is not None]
+        if not squares:
+            return set()
+        logits = self.spectral.logit(np.stack([fingerprint_features(sq) for _, sq in squares]))
+        return {i for (i, _), z in zip(squares, logits.tolist(), strict=True) if z > 0.0}

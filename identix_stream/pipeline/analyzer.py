@@ -316,7 +316,9 @@ class Analyzer:
             return out
         try:
             sources = [(jobs[faces[k].job_index].image, box_centre(faces[k].box)) for k in todo]
-            scored = self.scorer.score([faces[k].crop for k in todo], [crop_labels[k] for k in todo], sources)
+            stills = [jobs[faces[k].job_index].session.kind == "image" for k in todo]
+            scored = self.scorer.score([faces[k].crop for k in todo], [crop_labels[k] for k in todo], sources,
+                                       stills)
         except Exception:
             log.exception("deepfake scorer failed on a batch of %d faces", len(todo))
             return out

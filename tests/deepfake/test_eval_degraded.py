@@ -44,7 +44,10 @@ def test_degraded_copies_are_scored_and_removed(tmp_path: Path, shared_data: Pat
     for a, e in zip(sorted(as_is["items"], key=lambda i: i["file"]), sorted(enlarged["items"], key=lambda i: i["file"]),
                     strict=True):
         assert a["factors"]["blend"] != e["factors"]["blend"], a["file"]  # the enlarged copy was scored
-        assert "gan_fingerprint" in e["factors"]
+        if e["label"] == "real":  # a video: its frames are read as they are
+            assert "gan_fingerprint" in e["factors"]
+        else:  # an enlarged GAN photo may lose its fingerprint (it reads generated once shrunk back)
+            assert "gan_fingerprint" in e["factors"] or e["state"] != "likely_real"
     assert worse["degradation"] == {"scale": 0.5, "crf": 32, "jpeg_quality": 50}
     assert "degradation" not in as_is
     # the person is still found and tracked in the half-size clip, and both GAN faces in the small JPEGs
@@ -56,7 +59,7 @@ def test_degraded_copies_are_scored_and_removed(tmp_path: Path, shared_data: Pat
     for a, w in pairs:
         assert a["file"] == w["file"]
         assert a["factors"]["blend"] != w["factors"]["blend"], a["file"]
-        assert "gan_fingerprint" in a["factors"]
+        assert "gan_fingerprint" in a["factors"] or a["state"] != "likely_real"  # see the enlargement check
         if w["label"] == "real":  # the clip at 256x256 still holds the fingerprint's 160-px square
             assert a["factors"]["gan_fingerprint"] != w["factors"]["gan_fingerprint"]
         else:  # the 300-px GAN images at 150 px do not: no fingerprint, and never cleared as real

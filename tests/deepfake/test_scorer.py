@@ -86,6 +86,35 @@ def test_a_frame_smaller_than_the_fingerprint_square_gets_no_fingerprint(scorer:
     assert not reads_natively(small) and reads_natively(just_enough)
 
 
+def test_enlarged_gan_faces_lose_the_fingerprint_in_photos_but_not_in_video_frames(scorer: DeepfakeScorer,
+                                                                                  shared_data: Path) -> None:
+    """StyleGAN2 faces enlarged 1.5x (bicubic) read as real at their new size; shrunk by 1.5 or 2 they
+    read as generated again, so a photo's reading is dropped instead of clearing the face. Video frames
+    are left as they are, and faces whose own-size reading is already "generated" keep it."""
+    val = shared_data / "deepfake" / "gan_vs_real_val" / "fake"
+    frames = [np.asarray(cv2.imread(str(p))) for p in sorted(val.iterdir())[:12]]
+    big = [cv2.resize(f, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC) for f in frames]
+    crops = crops_of(val, 12)
+    blank = [np.zeros((256, 256), np.uint8)] * 12
+
+    def centre(f: np.ndarray) -> tuple[float, float]:
+        return f.shape[1] / 2, f.shape[0] / 2
+
+    as_video = scorer.score(crops, blank, [(f, centre(f)) for f in big], [False] * 12)
+    as_photo = scorer.score(crops, blank, [(f, centre(f)) for f in big], [True] * 12)
+    native = scorer.score(crops, blank, [(f, centre(f)) for f in frames], [True] * 12)
+    assert all("gan_fingerprint" in x for x in as_video)
+    reads_real = [i for i, x in enumerate(as_video) if x["gan_fingerprint"] < 0.5]
+    assert len(reads_real) >= 6  # enlarging hides most of them
+    dropped = [i for i, x in enumerate(as_photo) if "gan_fingerprint" not in x]
+    assert set(dropped) <= set(reads_real) and len(dropped) >= 6
+    assert all(as_photo[i] == as_video[i] for i in range(12) if i not in dropped)
+    kept = [x for x in native if "gan_fingerprint" in x]
+    assert len(kept) >= 10 and sum(x["gan_fingerprint"] > 0.5 for x in kept) >= 8  # at their own size: found
+    with pytest.raises(InvalidInput, match="one flag per source frame"):
+        scorer.score(crops[:1], blank[:1], [(frames[0], centre(frames[0]))], [True, False])
+
+
 @pytest.mark.slow
 def test_eval_deepfake_cli_on_images(
     tmp_path: Path, shared_data: Path, parser_model: Path, capsys: pytest.CaptureFixture[str]

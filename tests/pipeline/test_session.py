@@ -185,7 +185,7 @@ async def test_photo_evidence_is_weighed_by_each_face_size(analyzer: Analyzer, s
     for face in result.faces:
         est = face.deepfake
         factors = {k: v for k, v in est.factors.items() if v is not None}
-        assert est.single_image and set(factors) >= {"blend", "gan_fingerprint"}
+        assert est.single_image and "blend" in factors  # the fingerprint may sit out (small or enlarged faces)
         # (the reported box is rounded, hence the tolerance)
         assert est.p_fake == pytest.approx(single_image_estimate(factors, box_side(face.box)).p_fake, abs=1e-3)
         assert est.p_fake != pytest.approx(single_image_estimate(factors).p_fake, abs=1e-3)
