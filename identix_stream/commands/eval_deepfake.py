@@ -250,14 +250,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(text: str, kind: type[float] | type[int]) -> float | int:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                         f"got {text!r}") from None
+
+
 def _degradation_option(field: str, kind: type[float] | type[int]) -> Callable[[str], float | int]:
     """An argparse type for one Degradation field, refused by Degradation's own rules."""
     def parse(text: str) -> float | int:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
+        value = _number(text, kind)
         settings: dict[str, Any] = {field: value}
         try:
             Degradation(**settings)
@@ -272,10 +276,7 @@ def _factor_option(name: str, low: float, high: float, low_included: bool) -> Ca
     shown = f"{'[' if low_included else '('}{low:g}, {high:g}]"
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        value = float(_number(text, float))
         if not (low <= value if low_included else low < value) or not value <= high:
             raise argparse.ArgumentTypeError(f"{name} factor must be in {shown}, got {value}")
         return value

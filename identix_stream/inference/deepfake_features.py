@@ -51,9 +51,9 @@ def native_square(frame: np.ndarray, centre: tuple[float, float], size: int = FP
 
 def reduced_square(frame: np.ndarray, centre: tuple[float, float], factor: float,
                    size: int = FP_SIZE) -> np.ndarray | None:
-    """The ``size`` square nearest the face centre of the frame shrunk by ``factor`` (> 1), as if the
-    frame had been enlarged by that much and this undid it; None when the shrunk frame is smaller than
-    the square. Only the region the square needs is shrunk (area interpolation)."""
+    """The ``size`` square nearest the face centre in the frame shrunk by ``factor`` (> 1); None when
+    the shrunk frame is smaller than the square. Only the region the square needs is shrunk (area
+    interpolation). The scorer's check for enlarged photos reads it."""
     h, w = frame.shape[:2]
     if min(h, w) / factor < size:
         return None

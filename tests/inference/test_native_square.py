@@ -1,10 +1,12 @@
-"""native_square: the face's pixels at the frame's own resolution, for the fingerprint factor."""
+"""native_square / reduced_square: the face's pixels at the frame's own resolution (or shrunk), for the
+fingerprint factor."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from identix_stream.inference.deepfake_features import FP_SIZE, native_square
+from identix_stream.inference.deepfake_features import FP_SIZE, native_square, reduced_square
 
 
 def _frame(h: int, w: int) -> np.ndarray:
@@ -30,3 +32,21 @@ def test_frames_smaller_than_the_square_are_upscaled() -> None:
     small = _frame(100, 120)
     sq = native_square(small, (60.0, 50.0))
     assert sq.shape == (FP_SIZE, FP_SIZE, 3)
+
+
+def test_a_reduced_square_is_the_face_region_of_the_shrunk_frame() -> None:
+    yy, xx = np.mgrid[0:600, 0:800].astype(np.float32)
+    frame = np.dstack([xx / 800 * 255, yy / 600 * 255, np.full_like(xx, 128)]).astype(np.uint8)
+    sq = reduced_square(frame, (400.0, 300.0), 2.0)
+    assert sq is not None and sq.shape == (FP_SIZE, FP_SIZE, 3)
+    whole = cv2.resize(frame, (400, 300), interpolation=cv2.INTER_AREA)
+    expected = whole[150 - FP_SIZE // 2:150 + FP_SIZE // 2, 200 - FP_SIZE // 2:200 + FP_SIZE // 2]
+    assert np.abs(sq.astype(int) - expected.astype(int)).max() <= 2  # same place, same scale
+    edge = reduced_square(frame, (790.0, 10.0), 1.5)  # a face at the corner: kept inside the frame
+    assert edge is not None and edge.shape == (FP_SIZE, FP_SIZE, 3)
+
+
+def test_no_reduced_square_when_the_shrunk_frame_is_smaller_than_the_square() -> None:
+    frame = _frame(300, 400)
+    assert reduced_square(frame, (200.0, 150.0), 2.0) is None  # 150 px high once halved
+    assert reduced_square(frame, (200.0, 150.0), 1.5) is not None  # 200 px
