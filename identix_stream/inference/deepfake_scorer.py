@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from identix_stream.core.face_upright import looks_upright
 from identix_stream.core.logistic import Logistic, sigmoid
 from identix_stream.errors import InvalidInput, ModelError
 from identix_stream.inference.deepfake_features import (
@@ -105,7 +106,9 @@ class DeepfakeScorer:
         smaller than that square gets no ``gan_fingerprint`` (``reads_natively``).
         ``stills``: per crop, whether it comes from a photo (not a video frame); a photo's face that
         reads real at its own size but generated once the photo is shrunk by one of ``ENLARGEMENTS``
-        gets no ``gan_fingerprint`` either (``_enlargement_doubts``)."""
+        gets no ``gan_fingerprint`` either (``_enlargement_doubts``). A crop whose parse shows the face
+        turned sideways or upside down (``looks_upright``) gets no factors at all: every model was trained
+        on upright faces."""
         if len(crops_bgr) != len(crop_labels):
             raise InvalidInput(f"{len(crops_bgr)} crops but {len(crop_labels)} label maps")
         if sources is not None and len(sources) != len(crops_bgr):
@@ -132,6 +135,9 @@ class DeepfakeScorer:
                 del fingerprint[i]
         out: list[dict[str, float]] = []
         for i, (c, lab) in enumerate(zip(crops_bgr, crop_labels, strict=True)):
+            if not looks_upright(lab):
+                out.append({})
+                continue
             factors = {"blend": float(blend[i])}
             if i in fingerprint:
                 factors["gan_fingerprint"] = float(sigmoid(fingerprint[i]))

@@ -189,3 +189,26 @@ async def test_photo_evidence_is_weighed_by_each_face_size(analyzer: Analyzer, s
         # (the reported box is rounded, hence the tolerance)
         assert est.p_fake == pytest.approx(single_image_estimate(factors, box_side(face.box)).p_fake, abs=1e-3)
         assert est.p_fake != pytest.approx(single_image_estimate(factors).p_fake, abs=1e-3)
+
+
+async def test_a_sideways_photo_gets_no_deepfake_factors_instead_of_a_false_alarm(analyzer: Analyzer,
+                                                                                   shared_data: Path) -> None:
+    """A real photo stored sideways (no EXIF orientation): the detector cannot find the roll, the crop
+    is not upright, and the blend CNN called it a blend (0.96). The parse shows the face turned, so no
+    image factor is reported and the face stays at even odds."""
+    if analyzer.scorer is None:
+        pytest.skip("no deepfake models in models/")
+    photo = read(sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[9])
+    estimates = {}
+    for name, img in (("upright", photo), ("sideways", np.ascontiguousarray(np.rot90(photo, 1)))):
+        session = analyzer.open_session("image")
+        try:
+            result = await session.analyze(img, 0)
+        finally:
+            session.close()
+        assert result.faces, name
+        estimates[name] = max(result.faces, key=lambda f: f.score).deepfake
+    assert "blend" in estimates["upright"].factors and estimates["upright"].state != "likely_fake"
+    sideways = estimates["sideways"]
+    assert sideways.factors == {} and sideways.state == "uncertain"
+    assert sideways.p_fake == pytest.approx(0.5)
