@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import numpy as np
 
 from identix_stream.commands import offline_settings
 from identix_stream.errors import DataError, InvalidInput
-from identix_stream.media.degrade import MAX_SCALE, Degradation
+from identix_stream.media.degrade import MAX_SCALE, Degradation, degrade_image, degrade_video
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> d
         log.warning("skipping %s: not a decodable image", path)
         return None
     if degradation.changes_images:
-        from identix_stream.media.degrade import degrade_image
-
         img = degrade_image(img, degradation)
     session = analyzer.open_session("image")
     try:
@@ -129,8 +128,6 @@ async def _score_video(
 async def _score_video_copy(analyzer: Any, path: Path, scratch: Path, degradation: Degradation, max_pixels: int,
                            stride: int, min_frames: int, max_seconds: float | None) -> list[dict[str, Any]]:
     """``_score_video`` of the video's degraded copy (same name, in ``scratch``, removed afterwards)."""
-    from identix_stream.media.degrade import degrade_video
-
     copy = scratch / f"{path.stem}.mp4"
     try:
         await asyncio.to_thread(degrade_video, path, copy, degradation, max_pixels)
@@ -144,8 +141,6 @@ def score_files(images: list[Path], videos: list[Path], model: Path, models_dir:
                 degradation: Degradation | None = None) -> list[dict[str, Any]]:
     """Items for images (one per file) and videos (one per person), all through one Analyzer;
     with a ``degradation``, each scored as its degraded copy."""
-    import tempfile
-
     from identix_stream.pipeline.analyzer import Analyzer
 
     worse = degradation or Degradation()

@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 
-from identix_stream.core.classes import L_BROW, L_EYE, L_LIP, MOUTH, R_BROW, R_EYE, U_LIP
+from identix_stream.core.classes import L_BROW, L_EYE, R_BROW, R_EYE
+from identix_stream.core.deepfake_fusion import MOUTH_PARTS, class_moments
 
 UPPER_PARTS = (L_BROW, R_BROW, L_EYE, R_EYE)
-MOUTH_PARTS = (U_LIP, MOUTH, L_LIP)
 MIN_PART_PIXELS = 30  # fewer pixels of either side: the layout is unknown
 MAX_TILT_DEG = 30.0
 
@@ -25,14 +25,14 @@ MAX_TILT_DEG = 30.0
 def layout_tilt_deg(crop_labels: np.ndarray) -> float | None:
     """Angle (degrees, signed) between the crop's downward axis and the line from the brows/eyes to the
     mouth; None when the parse shows too little of either."""
-    upper = np.isin(crop_labels, UPPER_PARTS)
-    mouth = np.isin(crop_labels, MOUTH_PARTS)
-    if int(upper.sum()) < MIN_PART_PIXELS or int(mouth.sum()) < MIN_PART_PIXELS:
+    counts, sum_x, sum_y = class_moments(crop_labels)
+    upper, mouth = list(UPPER_PARTS), list(MOUTH_PARTS)
+    n_upper, n_mouth = counts[upper].sum(), counts[mouth].sum()
+    if n_upper < MIN_PART_PIXELS or n_mouth < MIN_PART_PIXELS:
         return None
-    uy, ux = np.nonzero(upper)
-    my, mx = np.nonzero(mouth)
-    dx, dy = float(mx.mean() - ux.mean()), float(my.mean() - uy.mean())
-    return math.degrees(math.atan2(dx, dy))
+    dx = sum_x[mouth].sum() / n_mouth - sum_x[upper].sum() / n_upper
+    dy = sum_y[mouth].sum() / n_mouth - sum_y[upper].sum() / n_upper
+    return math.degrees(math.atan2(float(dx), float(dy)))
 
 
 def looks_upright(crop_labels: np.ndarray) -> bool:

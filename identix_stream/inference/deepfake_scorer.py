@@ -123,9 +123,11 @@ class DeepfakeScorer:
                 raise InvalidInput(f"crop labels must be (256, 256), got {lab.shape}")
         if not crops_bgr:
             return []
-        blend = self._blend(crops_bgr)
-        readable = dict(enumerate(crops_bgr)) if sources is None else {
-            i: native_square(frame, centre) for i, (frame, centre) in enumerate(sources) if reads_natively(frame)}
+        upright = [i for i, lab in enumerate(crop_labels) if looks_upright(lab)]
+        blend = dict(zip(upright, self._blend([crops_bgr[i] for i in upright]).tolist(), strict=True)) \
+            if upright else {}
+        readable = {i: crops_bgr[i] for i in upright} if sources is None else {
+            i: native_square(*sources[i]) for i in upright if reads_natively(sources[i][0])}
         logits = self.spectral.logit(np.stack([fingerprint_features(sq) for sq in readable.values()])) \
             if readable else np.zeros(0)
         fingerprint = dict(zip(readable, logits.tolist(), strict=True))
@@ -135,7 +137,7 @@ class DeepfakeScorer:
                 del fingerprint[i]
         out: list[dict[str, float]] = []
         for i, (c, lab) in enumerate(zip(crops_bgr, crop_labels, strict=True)):
-            if not looks_upright(lab):
+            if i not in blend:  # not upright: no factor can be read
                 out.append({})
                 continue
             factors = {"blend": float(blend[i])}
