@@ -58,11 +58,17 @@ def crop_window(
     shift_y: float = CROP_SHIFT_Y,
     angle_deg: float = 0.0,
 ) -> CropWindow:
-    """The square window the parser sees for a face box (x1, y1, x2, y2)."""
+    """The square window the parser sees for a face box (x1, y1, x2, y2, its sides along the face's own
+    axes) rolled by ``angle_deg``: centred ``shift_y`` box heights above the box centre, "above" along
+    the face's own up axis (a face upside down gets its window moved towards the image bottom)."""
     x1, y1, x2, y2 = (float(v) for v in face_box)
     w, h = x2 - x1, y2 - y1
     side = scale * max(w, h, 1.0)
-    return CropWindow((x1 + x2) / 2.0, (y1 + y2) / 2.0 - shift_y * h, side, angle_deg)
+    theta = math.radians(angle_deg)
+    up_x, up_y = math.sin(theta), -math.cos(theta)  # the crop's upward direction in the image
+    cx = (x1 + x2) / 2.0 + shift_y * h * up_x
+    cy = (y1 + y2) / 2.0 + shift_y * h * up_y
+    return CropWindow(cx, cy, side, angle_deg)
 
 
 def box_side(box: tuple[float, float, float, float]) -> float:

@@ -81,3 +81,15 @@ def test_similarity_from_points_rejects_degenerate_input() -> None:
         similarity_from_points(np.ones((3, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="matching"):
         similarity_from_points(np.zeros((1, 2)), np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize(("angle", "expected"), [(0.0, (50.0, 42.0)), (90.0, (58.0, 50.0)), (180.0, (50.0, 58.0)),
+                                                 (-90.0, (42.0, 50.0))])
+def test_window_moves_towards_the_forehead_along_the_face_axis(angle: float, expected: tuple[float, float]) -> None:
+    """The window sits ``shift_y`` box heights above the box centre, "above" being the face's own up."""
+    w = crop_window((0, 0, 100, 100), scale=1.0, shift_y=0.08, angle_deg=angle)
+    assert (w.cx, w.cy) == pytest.approx(expected)
+    # and the window's centre lies that far up the crop: straight above the box centre in the crop
+    m = w.affine(256)
+    box_centre_in_crop = m @ np.array([50.0, 50.0, 1.0])
+    assert box_centre_in_crop == pytest.approx([128.0, 128.0 + 0.08 * 256], abs=1e-6)
