@@ -77,7 +77,45 @@ def calibrate_box(box: Box, roll_deg: float = 0.0) -> Box:
     return cx - fw / 2.0, cy - fh / 2.0, cx + fw / 2.0, cy + fh / 2.0
 
 
-def _overlaps(a: Box, b: Box) -> bool:
+def unturn_point(x: float, y: float, turns: int, width: int, height: int) -> Point:
+    """A point of ``np.rot90(image, turns)`` in the coordinates of ``image`` (width x height)."""
+    turns %= 4
+    if turns == 1:
+        return width - y, x
+    if turns == 2:
+        return width - x, height - y
+    if turns == 3:
+        return y, height - x
+    return x, y
+
+
+def turn_point(x: float, y: float, turns: int, width: int, height: int) -> Point:
+    """A point of ``image`` (width x height) in the coordinates of ``np.rot90(image, turns)``."""
+    turns %= 4
+    if turns == 1:
+        return y, width - x
+    if turns == 2:
+        return width - x, height - y
+    if turns == 3:
+        return height - y, x
+    return x, y
+
+
+def turns_to_upright(roll_deg: float) -> int:
+    """How many ``np.rot90`` quarter turns bring a face with this roll nearest to upright."""
+    return round(-roll_deg / 90.0) % 4
+
+
+def unturn_detection(d: Detection, turns: int, width: int, height: int) -> Detection:
+    """A detection made in ``np.rot90(image, turns)`` mapped back onto ``image``; its roll (from the
+    mapped eye keypoints) then includes the turn."""
+    ax, ay = unturn_point(d.box[0], d.box[1], turns, width, height)
+    bx, by = unturn_point(d.box[2], d.box[3], turns, width, height)
+    keypoints = tuple(unturn_point(x, y, turns, width, height) for x, y in d.keypoints)
+    return Detection((min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)), d.score, keypoints)
+
+
+def same_face(a: Box, b: Box) -> bool:
     """Same face: IoU >= 0.3, or one box mostly inside the other (a face cut at a tile edge)."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -91,7 +129,7 @@ def merge_detections(dets: list[Detection]) -> list[Detection]:
     """Greedy NMS across passes, best score first."""
     kept: list[Detection] = []
     for d in sorted(dets, key=lambda d: d.score, reverse=True):
-        if not any(_overlaps(d.box, k.box) for k in kept):
+        if not any(same_face(d.box, k.box) for k in kept):
             kept.append(d)
     return kept
 
@@ -138,6 +176,17 @@ class FaceDetector:
                     out += self._detect_rgb(part, x, y, near_fallback=False)
             out = merge_detections(out)
         out.sort(key=lambda d: d.score, reverse=True)
+        return out
+
+    def detect_turned(self, image_bgr: np.ndarray, tile: bool | None = None) -> list[list[Detection]]:
+        """Faces found in the image turned by 0, 90, 180 and 270 degrees (``np.rot90``), each list
+        mapped back onto the image. BlazeFace is made for upright faces: on a photo stored sideways
+        it misses faces or frames them badly, and its eye keypoints are guesses."""
+        h, w = image_bgr.shape[:2]
+        out = [self.detect(image_bgr, tile)]
+        for turns in (1, 2, 3):
+            turned = np.ascontiguousarray(np.rot90(image_bgr, turns))
+            out.append([unturn_detection(d, turns, w, h) for d in self.detect(turned, tile)])
         return out
 
     def _detect_rgb(self, rgb: np.ndarray, ox: int, oy: int, near_fallback: bool) -> list[Detection]:

@@ -19,16 +19,31 @@ import numpy as np
 import torch
 
 from identix_stream.config import DEEPFAKE_INTERVAL_S
-from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre, box_side
+from identix_stream.core.face_upright import shows_upright_face
+from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre, box_side, crop_window
 from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
 from identix_stream.inference.batcher import Batcher
+from identix_stream.inference.detector import Detection, turn_point, turns_to_upright
+from identix_stream.pipeline.orientation import CutFn, FaceView, face_box_at, group_turned, orient_faces
 from identix_stream.pipeline.paste import compose, crop_face, paste_face
 from identix_stream.pipeline.session import Session, SessionKind, TrackData
 
 log = logging.getLogger(__name__)
 
 MIN_FACE_PX = 24  # faces whose face box is smaller than this (longer side) are reported, not parsed
+
+
+def upright_source(image: np.ndarray, centre: tuple[float, float], roll: float
+                   ) -> tuple[np.ndarray, tuple[float, float]]:
+    """The frame turned by the quarter turns that bring the face nearest upright (a view: lossless),
+    and the face centre in it. The fingerprint reads an axis-aligned square of the frame and was
+    trained on upright faces; a sideways real photo read as it lies scored 0.84-0.92 "generated"."""
+    turns = turns_to_upright(roll)
+    if turns == 0:
+        return image, centre
+    h, w = image.shape[:2]
+    return np.rot90(image, turns), turn_point(centre[0], centre[1], turns, w, h)
 
 
 @dataclass
@@ -50,6 +65,9 @@ class _Face:
     landmarks: tuple[tuple[float, float], ...]
     crop: np.ndarray
     affine: np.ndarray
+    detector_box: tuple[float, float, float, float]
+    roll: float
+    alternates: tuple[Detection, ...] = ()  # the same face found in turned copies of a photo
 
 
 class Analyzer:
@@ -212,8 +230,13 @@ class Analyzer:
         for i, job in enumerate(jobs):
             try:
                 t0 = time.perf_counter()
-                # single images are also searched in tiles (small faces); streams only when big
-                dets = self.detector.detect(job.image, tile=True if job.session.kind == "image" else None)
+                # single images are also searched in tiles (small faces) and turned; streams only
+                # in tiles when big
+                if job.session.kind == "image":
+                    dets, alternates = self._detect_photo(job.image)
+                else:
+                    dets = self.detector.detect(job.image)
+                    alternates = [()] * len(dets)
                 detect_ms[i] = (time.perf_counter() - t0) * 1000
                 boxes = [d.face_box() for d in dets]
                 keep = [j for j, b in enumerate(boxes) if max(b[2] - b[0], b[3] - b[1]) >= self.min_face_px]
@@ -225,17 +248,14 @@ class Analyzer:
                         track.track_id, boxes[j], d.roll_deg, self.crop_scale, spec.crop_shift_y
                     )
                     crop, m = crop_face(job.image, window, size)
-                    faces.append(_Face(i, track.track_id, track.state, boxes[j], d.score, d.keypoints, crop, m))
+                    faces.append(_Face(i, track.track_id, track.state, boxes[j], d.score, d.keypoints, crop, m,
+                                       d.box, d.roll_deg, alternates[j]))
             except InvalidInput as exc:
                 results[i] = exc
         # one parser pass for all faces of all frames, in chunks of max_batch
         t0 = time.perf_counter()
-        probs_list: list[Any] = []
-        crops = [f.crop for f in faces]
-        for k in range(0, len(crops), self.max_batch):
-            chunk = crops[k : k + self.max_batch]
-            self.face_batch_sizes[len(chunk)] = self.face_batch_sizes.get(len(chunk), 0) + 1
-            probs_list.extend(self.runtime.parse(chunk).unbind(0))
+        probs_list = self._parse_crops([f.crop for f in faces])
+        self._orient_photo_faces(jobs, faces, probs_list)
         parse_ms = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         crop_labels: list[np.ndarray] = []
@@ -293,6 +313,69 @@ class Analyzer:
             )
         return [r if r is not None else ModelError("frame produced no result") for r in results]
 
+    def _parse_crops(self, crops: list[np.ndarray]) -> list[torch.Tensor]:
+        """Class probabilities per crop, in chunks of ``max_batch``."""
+        if self.runtime is None:
+            raise ModelError("models are not loaded")
+        out: list[torch.Tensor] = []
+        for k in range(0, len(crops), self.max_batch):
+            chunk = crops[k : k + self.max_batch]
+            self.face_batch_sizes[len(chunk)] = self.face_batch_sizes.get(len(chunk), 0) + 1
+            out.extend(self.runtime.parse(chunk).unbind(0))
+        return out
+
+    def _detect_photo(self, image: np.ndarray) -> tuple[list[Detection], list[tuple[Detection, ...]]]:
+        """Faces of a single image, searched upright and turned (pipeline/orientation.py). A face only
+        the turned copies found is kept only if its crop parses as an upright face: turning the photo
+        gives the detector three more chances at a false alarm."""
+        if self.detector is None or self.runtime is None:
+            raise ModelError("models are not loaded")
+        dets: list[Detection] = []
+        alternates: list[tuple[Detection, ...]] = []
+        for primary, others, upright in group_turned(self.detector.detect_turned(image, tile=True)):
+            if not upright:
+                box = primary.face_box()
+                window = crop_window(box, self.crop_scale, self.runtime.spec.crop_shift_y, primary.roll_deg)
+                crop, _ = crop_face(image, window, self.runtime.input_size)
+                labels = self._parse_crops([crop])[0].argmax(0).to(torch.uint8).numpy()
+                if not shows_upright_face(labels):
+                    continue
+            dets.append(primary)
+            alternates.append(others)
+        return dets, alternates
+
+    def _orient_photo_faces(self, jobs: list[_Job], faces: list[_Face], probs_list: list[torch.Tensor]) -> None:
+        """Re-cut faces of single images whose parse shows them turned (pipeline/orientation.py), in place."""
+        idx = [k for k, f in enumerate(faces) if jobs[f.job_index].session.kind == "image"]
+        if not idx or self.runtime is None:
+            return
+        size, shift_y = self.runtime.input_size, self.runtime.spec.crop_shift_y
+        detector = self.detector
+
+        def detect(patch: np.ndarray) -> list[Detection]:
+            return detector.detect(patch, tile=False) if detector is not None else []
+
+        def cutter(f: _Face) -> CutFn:
+            image = jobs[f.job_index].image
+
+            def cut(roll: float, box: tuple[float, float, float, float] | None
+                    ) -> tuple[tuple[float, float, float, float], np.ndarray, np.ndarray]:
+                if box is None:
+                    box = face_box_at(image, detect, f.detector_box, f.roll, roll)
+                crop, m = crop_face(image, crop_window(box, self.crop_scale, shift_y, roll), size)
+                return box, crop, m
+
+            return cut
+
+        first = [FaceView.parsed(faces[k].roll, faces[k].box, faces[k].crop, faces[k].affine, probs_list[k])
+                 for k in idx]
+        alternates = [[(d.roll_deg, d.face_box()) for d in faces[k].alternates] for k in idx]
+        views = orient_faces(first, [cutter(faces[k]) for k in idx], self._parse_crops, alternates)
+        for k, view in zip(idx, views, strict=True):
+            f = faces[k]
+            f.roll, f.box, f.crop, f.affine = view.roll, view.box, view.crop, view.affine
+            probs_list[k] = view.probs
+
     def _deepfake_factors(self, jobs: list[_Job], faces: list[_Face], crop_labels: list[np.ndarray]
                           ) -> list[dict[str, float] | None]:
         """Image factors per face. In streams a track's factors are refreshed at most every
@@ -315,7 +398,8 @@ class Analyzer:
         if not todo:
             return out
         try:
-            sources = [(jobs[faces[k].job_index].image, box_centre(faces[k].box)) for k in todo]
+            sources = [upright_source(jobs[faces[k].job_index].image, box_centre(faces[k].box), faces[k].roll)
+                       for k in todo]
             stills = [jobs[faces[k].job_index].session.kind == "image" for k in todo]
             scored = self.scorer.score([faces[k].crop for k in todo], [crop_labels[k] for k in todo], sources,
                                        stills)

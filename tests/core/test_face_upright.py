@@ -1,12 +1,23 @@
-"""core/face_upright.py: whether a parsed crop shows the face upright (pure, on synthetic parses)."""
+"""core/face_upright.py: whether a parsed crop shows the face upright and how to turn it (pure, synthetic parses)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from identix_stream.core.classes import L_EYE, L_LIP, NOSE, R_EYE, SKIN, U_LIP
-from identix_stream.core.face_upright import MAX_TILT_DEG, layout_tilt_deg, looks_upright
+from identix_stream.core.classes import L_BROW, L_EYE, L_LIP, NOSE, R_EYE, SKIN, U_LIP
+from identix_stream.core.face_upright import (
+    FOUND_TURNED_MIN_SHARE,
+    MAX_TILT_DEG,
+    best_turn,
+    eye_line_residual_deg,
+    layout_tilt_deg,
+    looks_upright,
+    part_ratio,
+    part_share,
+    shows_upright_face,
+)
 
 
 def _parse(mouth_shift_x: int = 0) -> np.ndarray:
@@ -45,3 +56,52 @@ def test_an_unknown_layout_is_not_refused() -> None:
     no_mouth[np.isin(no_mouth, (U_LIP, L_LIP))] = SKIN  # a mask or a hand over the mouth
     assert layout_tilt_deg(no_mouth) is None and looks_upright(no_mouth)
     assert looks_upright(np.zeros((256, 256), np.uint8))
+
+
+def test_part_share_counts_brows_eyes_nose_and_mouth_only() -> None:
+    lab = _parse()
+    parts = (10 * 30) * 2 + 40 * 20 + (10 * 56) * 2  # eyes, nose, lips; skin does not count
+    assert part_share(lab) == pytest.approx(parts / lab.size)
+
+
+def tilt_ok(lab: np.ndarray) -> bool:
+    tilt = layout_tilt_deg(lab)
+    return tilt is not None and abs(tilt) <= MAX_TILT_DEG
+
+
+def test_only_an_upright_parse_with_enough_parts_shows_a_face() -> None:
+    upright = _parse()
+    upright[60:70, 80:176] = L_BROW  # brows: the parts now cover over 3 % of the crop
+    assert part_share(upright) >= FOUND_TURNED_MIN_SHARE and shows_upright_face(upright)
+    assert not shows_upright_face(np.rot90(upright))
+    assert not shows_upright_face(np.rot90(upright, 2))
+    small = np.zeros((256, 256), np.uint8)
+    small[64:192, 64:192] = cv2.resize(upright, (128, 128), interpolation=cv2.INTER_NEAREST)
+    assert tilt_ok(small) and not shows_upright_face(small)  # upright, but too few parts (a hand, a knee)
+    assert not shows_upright_face(np.zeros((256, 256), np.uint8))
+
+
+def test_part_ratio_does_not_grow_with_a_tighter_crop() -> None:
+    loose = _parse()
+    tight = cv2.resize(loose[40:230, 30:226], (256, 256), interpolation=cv2.INTER_NEAREST)
+    assert part_share(tight) > 1.5 * part_share(loose)
+    assert part_ratio(tight) == pytest.approx(part_ratio(loose), rel=0.05)
+
+
+def test_best_turn_takes_the_most_parts_and_the_first_on_ties() -> None:
+    assert best_turn([0.01, 0.04, 0.02, 0.04]) == 1
+    assert best_turn([0.03]) == 0
+    with pytest.raises(ValueError):
+        best_turn([])
+
+
+@pytest.mark.parametrize("roll", [-40.0, -10.0, 0.0, 25.0])
+def test_the_eye_line_residual_is_the_roll_left_in_the_crop(roll: float) -> None:
+    """Turning the crop content by ``roll`` (the face rolled that far in the image) reads as ``roll``."""
+    m = cv2.getRotationMatrix2D((128.0, 128.0), -roll, 1.0)  # cv2 angles are counter-clockwise
+    lab = cv2.warpAffine(_parse(), m, (256, 256), flags=cv2.INTER_NEAREST)
+    residual = eye_line_residual_deg(lab)
+    assert residual is not None and residual == pytest.approx(roll, abs=3.0)
+    no_eyes = lab.copy()
+    no_eyes[no_eyes == L_EYE] = SKIN
+    assert eye_line_residual_deg(no_eyes) is None

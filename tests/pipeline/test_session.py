@@ -14,8 +14,10 @@ import pytest
 import pytest_asyncio
 
 from identix_stream.core.classes import HAIR, SKIN
+from identix_stream.core.types import FaceResult
 from identix_stream.errors import FrameDropped, InvalidInput
 from identix_stream.pipeline.analyzer import Analyzer
+from identix_stream.pipeline.session import SessionKind
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -191,24 +193,46 @@ async def test_photo_evidence_is_weighed_by_each_face_size(analyzer: Analyzer, s
         assert est.p_fake != pytest.approx(single_image_estimate(factors).p_fake, abs=1e-3)
 
 
-async def test_a_sideways_photo_gets_no_deepfake_factors_instead_of_a_false_alarm(analyzer: Analyzer,
-                                                                                   shared_data: Path) -> None:
-    """A real photo stored sideways (no EXIF orientation): the detector cannot find the roll, the crop
-    is not upright, and the blend CNN called it a blend (0.96). The parse shows the face turned, so no
-    image factor is reported and the face stays at even odds."""
+async def _best_face(analyzer: Analyzer, kind: SessionKind, image: np.ndarray) -> tuple[FaceResult, np.ndarray]:
+    session = analyzer.open_session(kind)
+    try:
+        result = await session.analyze(image, 0)
+    finally:
+        session.close()
+    assert result.faces, kind
+    return max(result.faces, key=lambda f: f.score), result.label_map
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+async def test_a_sideways_photo_is_parsed_and_scored_as_if_upright(analyzer: Analyzer, shared_data: Path,
+                                                                   turns: int) -> None:
+    """A real photo stored turned (no EXIF orientation): BlazeFace misreads the roll, so the face was
+    cut sideways; its parse was wrong and the blend CNN called it a blend (0.96). The photo's orientation
+    search finds the upright crop: the same parse, turned, and the same deepfake factors."""
+    photo = read(sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[9])
+    upright, upright_map = await _best_face(analyzer, "image", photo)
+    turned, turned_map = await _best_face(analyzer, "image", np.ascontiguousarray(np.rot90(photo, turns)))
+    for name in ("skin", "nose", "left_eye", "right_eye", "hair"):
+        a, b = upright.class_areas.get(name, 0), turned.class_areas.get(name, 0)
+        assert a > 0 and 0.85 < b / a < 1.15, (name, a, b)
+    back = np.rot90(turned_map, -turns)
+    face = (upright_map > 0) | (back > 0)
+    assert (upright_map[face] == back[face]).mean() > 0.9
+    if analyzer.scorer is None:
+        pytest.skip("no deepfake models in models/")
+    assert upright.deepfake.state == "likely_real"
+    assert turned.deepfake.state != "likely_fake"
+    assert turned.deepfake.factors["blend"] == pytest.approx(upright.deepfake.factors["blend"], abs=0.05)
+
+
+async def test_a_sideways_face_in_a_stream_gets_no_deepfake_factors_instead_of_a_false_alarm(
+        analyzer: Analyzer, shared_data: Path) -> None:
+    """Streams do not search orientations (five more parser passes per face and frame). A turned face
+    there is cut sideways, and its parse shows it: no image factor is reported for it."""
     if analyzer.scorer is None:
         pytest.skip("no deepfake models in models/")
     photo = read(sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[9])
-    estimates = {}
-    for name, img in (("upright", photo), ("sideways", np.ascontiguousarray(np.rot90(photo, 1)))):
-        session = analyzer.open_session("image")
-        try:
-            result = await session.analyze(img, 0)
-        finally:
-            session.close()
-        assert result.faces, name
-        estimates[name] = max(result.faces, key=lambda f: f.score).deepfake
-    assert "blend" in estimates["upright"].factors and estimates["upright"].state != "likely_fake"
-    sideways = estimates["sideways"]
-    assert sideways.factors == {} and sideways.state == "uncertain"
-    assert sideways.p_fake == pytest.approx(0.5)
+    upright, _ = await _best_face(analyzer, "video", photo)
+    sideways, _ = await _best_face(analyzer, "video", np.ascontiguousarray(np.rot90(photo, 1)))
+    assert "blend" in upright.deepfake.factors
+    assert sideways.deepfake.factors == {}

@@ -1,0 +1,172 @@
+"""Orientation search for faces in photos: find the crop roll at which the parser sees the face upright.
+
+BlazeFace reads a face's roll from its eye keypoints, which are guesses on a face turned by a
+quarter or half turn (a photo stored sideways with no EXIF orientation, a person lying down), so
+such a face was cut sideways and parsed and scored wrongly. For each face whose first parse looks
+turned or shows too few parts, the crop is also cut at the detector's roll plus 90, 180 and 270
+degrees; the one showing the most face parts wins, and up to two steps along its parsed eye line
+straighten the rest. Numbers in ``core/face_upright.py``. Photos only: the search costs up to five
+more parser passes per face, which a stream cannot spend on every frame.
+
+A crop at a roll far from the detector's also needs a new face box: BlazeFace frames turned faces
+badly, so ``face_box_at`` detects again in an upright patch cut at that roll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from identix_stream.core.face_upright import (
+    QUARTER_TURNS_DEG,
+    REDETECT_BEYOND_DEG,
+    REFINE_KEEP_SHARE,
+    REFINE_MIN_DEG,
+    REFINE_STEPS,
+    SWITCH_MARGIN,
+    best_turn,
+    eye_line_residual_deg,
+    part_ratio,
+    part_share,
+)
+from identix_stream.core.geometry import box_centre, crop_window, invert_affine
+from identix_stream.inference.detector import Detection, calibrate_box, same_face
+from identix_stream.pipeline.paste import crop_face
+
+Box = tuple[float, float, float, float]
+# (roll, face box or None to find one for that roll) -> (face box, crop, affine)
+CutFn = Callable[[float, Box | None], tuple[Box, np.ndarray, np.ndarray]]
+ParseFn = Callable[[list[np.ndarray]], list[torch.Tensor]]  # crops -> per-crop class probabilities
+DetectFn = Callable[[np.ndarray], list[Detection]]  # BGR image -> faces
+
+PATCH_SCALE = 2.0  # the re-detection patch, in face-box sides: room for the detector's own margin
+PATCH_SIZE = 256
+
+
+def _angle_gap(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def face_box_at(image: np.ndarray, detect: DetectFn, detector_box: Box, detector_roll: float, roll: float) -> Box:
+    """The face box (sides along the face's axes) for a crop of the face at ``roll``.
+
+    Close to the detector's roll it is the detector's calibrated box. Further off, the face is
+    detected again in a patch cut upright at ``roll`` and the nearest face's calibrated box is mapped
+    back; the detector's box is kept when the patch shows no face near its centre."""
+    fallback = calibrate_box(detector_box, roll)
+    if _angle_gap(roll, detector_roll) <= REDETECT_BEYOND_DEG:
+        return fallback
+    window = crop_window(fallback, PATCH_SCALE, 0.0, roll)
+    patch, m = crop_face(image, window, PATCH_SIZE)
+    half = PATCH_SIZE / 2.0
+    found = [(*box_centre(d.face_box()), d) for d in detect(patch)]
+    near = [(cx, cy, d) for cx, cy, d in found if max(abs(cx - half), abs(cy - half)) <= PATCH_SIZE / 4.0]
+    if not near:
+        return fallback
+    cx, cy, best = min(near, key=lambda t: (t[0] - half) ** 2 + (t[1] - half) ** 2)
+    x1, y1, x2, y2 = best.face_box()
+    ix, iy = invert_affine(m) @ np.array([cx, cy, 1.0])
+    k = window.side / PATCH_SIZE
+    w, h = (x2 - x1) * k, (y2 - y1) * k
+    return float(ix - w / 2.0), float(iy - h / 2.0), float(ix + w / 2.0), float(iy + h / 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceView:
+    """One crop of a face: the roll it was cut at, its face box, the crop, its affine and its parse."""
+
+    roll: float
+    box: Box
+    crop: np.ndarray
+    affine: np.ndarray
+    probs: torch.Tensor
+    labels: np.ndarray
+
+    @classmethod
+    def parsed(cls, roll: float, box: Box, crop: np.ndarray, affine: np.ndarray, probs: torch.Tensor) -> FaceView:
+        return cls(roll, box, crop, affine, probs, probs.argmax(0).to(torch.uint8).numpy())
+
+    @property
+    def share(self) -> float:
+        return part_share(self.labels)
+
+    @property
+    def ratio(self) -> float:
+        return part_ratio(self.labels)
+
+
+def _views(requests: list[tuple[float, Box | None]], cuts: list[CutFn], parse: ParseFn) -> list[FaceView]:
+    """Cut and parse one crop per ((roll, box), cut) pair, in one parser call."""
+    pieces = [cut(roll, box) for (roll, box), cut in zip(requests, cuts, strict=True)]
+    probs = parse([crop for _, crop, _ in pieces]) if pieces else []
+    return [FaceView.parsed(roll, box, crop, m, p)
+            for (roll, _), (box, crop, m), p in zip(requests, pieces, probs, strict=True)]
+
+
+def group_turned(per_turn: Sequence[Sequence[Detection]]) -> list[tuple[Detection, tuple[Detection, ...], bool]]:
+    """One entry per face from ``FaceDetector.detect_turned``: its primary detection, the same face's
+    detections in the other turns, and whether the upright image found it. The primary is the upright
+    image's detection, or for a face found only in turned copies the best-scoring one."""
+    groups: list[tuple[Detection, list[Detection], bool]] = [(d, [], True) for d in per_turn[0]]
+    for d in sorted((d for dets in per_turn[1:] for d in dets), key=lambda d: d.score, reverse=True):
+        for primary, alternates, _ in groups:
+            if same_face(d.box, primary.box):
+                alternates.append(d)
+                break
+        else:
+            groups.append((d, [], False))
+    return [(primary, tuple(alternates), upright) for primary, alternates, upright in groups]
+
+
+def _keep_best(out: list[FaceView], requests: dict[int, list[tuple[float, Box | None]]], cuts: Sequence[CutFn],
+               parse: ParseFn) -> None:
+    """Cut and parse every face's requested views (one parser call) and keep, per face, the view whose
+    parsed face is most made of parts (``part_ratio``: a crop's framing does not change it), if it beats
+    the current view by SWITCH_MARGIN."""
+    order = [i for i, wanted in requests.items() if wanted]
+    tried = _views([r for i in order for r in requests[i]], [cuts[i] for i in order for _ in requests[i]], parse)
+    start = 0
+    for i in order:
+        candidates = [out[i], *tried[start : start + len(requests[i])]]
+        start += len(requests[i])
+        best = best_turn([v.ratio for v in candidates])
+        if best and candidates[best].ratio >= SWITCH_MARGIN * out[i].ratio:
+            out[i] = candidates[best]
+
+
+def orient_faces(first: Sequence[FaceView], cuts: Sequence[CutFn], parse: ParseFn,
+                 alternates: Sequence[Sequence[tuple[float, Box]]]) -> list[FaceView]:
+    """The upright view of every face.
+
+    1. Each face is also cut at quarter turns of its first view and at ``alternates`` (roll, face box),
+       its detections in turned copies of the photo, at rolls more than REDETECT_BEYOND_DEG from the
+       first; the view whose parsed face is most made of parts wins by SWITCH_MARGIN. Every face is
+       tried: the parser can hallucinate an upright-looking layout in a turned crop.
+    2. Up to REFINE_STEPS steps along the parsed eye line straighten the rest."""
+    out = list(first)
+    requests: dict[int, list[tuple[float, Box | None]]] = {}
+    for i, view in enumerate(out):
+        turned: list[tuple[float, Box | None]] = [
+            (r, b) for r, b in alternates[i] if _angle_gap(r, view.roll) > REDETECT_BEYOND_DEG]
+        quarter_turns: list[tuple[float, Box | None]] = [(view.roll + t, None) for t in QUARTER_TURNS_DEG]
+        requests[i] = quarter_turns + turned
+    _keep_best(out, requests, cuts, parse)
+    todo = list(range(len(out)))
+    for _ in range(REFINE_STEPS):
+        steps: list[tuple[int, tuple[float, Box | None]]] = []
+        for i in todo:
+            residual = eye_line_residual_deg(out[i].labels)
+            if residual is not None and abs(residual) >= REFINE_MIN_DEG:
+                steps.append((i, (out[i].roll + residual, out[i].box)))
+        if not steps:
+            break
+        refined = _views([r for _, r in steps], [cuts[i] for i, _ in steps], parse)
+        todo = []
+        for (i, _), view in zip(steps, refined, strict=True):
+            if view.share >= REFINE_KEEP_SHARE * out[i].share:
+                out[i] = view
+                todo.append(i)
+    return out
