@@ -153,6 +153,7 @@ class Settings:
     max_wait_ms: float = 4.0
     queue_size: int = 32
     deepfake_interval_s: float = DEEPFAKE_INTERVAL_S
+    photo_orientation_search: bool = True
     # access and limits
     allow_anonymous: bool = False
     max_upload_bytes: int = 200 * 1024 * 1024
@@ -235,6 +236,7 @@ class Settings:
             max_wait_ms=_float(env, "IDENTIX_MAX_WAIT_MS", 4.0, 0.0, 1000.0),
             queue_size=_int(env, "IDENTIX_QUEUE_SIZE", 32, 1, 10_000),
             deepfake_interval_s=_float(env, "IDENTIX_DEEPFAKE_INTERVAL_S", DEEPFAKE_INTERVAL_S, 0.0, 10.0),
+            photo_orientation_search=_bool(env, "IDENTIX_PHOTO_ORIENTATION_SEARCH", True),
             allow_anonymous=_bool(env, "IDENTIX_ALLOW_ANONYMOUS", False),
             max_upload_bytes=_int(env, "IDENTIX_MAX_UPLOAD_MB", 200, 1, 100_000) * 1024 * 1024,
             max_request_bytes=_int(env, "IDENTIX_MAX_REQUEST_KB", 1024, 1, 1_000_000) * 1024,

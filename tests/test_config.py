@@ -30,6 +30,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.ice_servers == () and s.job_ttl_s == 3600 and s.max_concurrent_uploads == 2
     assert s.user_store == "sqlite" and s.bcrypt_rounds >= 12
     assert s.base_url == "http://127.0.0.1:8000"
+    assert s.photo_orientation_search
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.port = 1  # type: ignore[misc]
 
@@ -54,13 +55,14 @@ def test_values_are_parsed(tmp_path: Path) -> None:
             IDENTIX_MAX_WAIT_MS="2.5",
             IDENTIX_ICE_SERVERS='[{"urls": "stun:127.0.0.1:3478"}]',
             IDENTIX_MODEL_PATH=str(tmp_path / "m.pt"),
+            IDENTIX_PHOTO_ORIENTATION_SEARCH="off",
         )
     )
     assert s.production and s.port == 9001 and s.secret_key == KEY
     assert s.user_store == "mongodb" and not s.load_models and s.allow_anonymous and s.device == "cpu"
     assert s.max_upload_bytes == 5 * 1024 * 1024 and s.max_wait_ms == 2.5
     assert s.ice_servers == ({"urls": "stun:127.0.0.1:3478"},)
-    assert s.model_path == tmp_path / "m.pt"
+    assert s.model_path == tmp_path / "m.pt" and not s.photo_orientation_search
     assert KEY not in repr(s) and "mongodb://" not in repr(s)  # secrets stay out of logs
 
 

@@ -87,6 +87,7 @@ class Analyzer:
         models_dir: Path | None = None,
         crop_scale: float = SERVICE_CROP_SCALE,
         deepfake_interval_s: float = DEEPFAKE_INTERVAL_S,
+        photo_orientation_search: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.models_dir = models_dir or self.model_path.parent
@@ -97,6 +98,7 @@ class Analyzer:
         self.min_face_px = min_face_px
         self.crop_scale = crop_scale
         self.deepfake_interval_s = deepfake_interval_s
+        self.photo_orientation_search = photo_orientation_search
         self.batcher: Batcher[_Job, FrameResult] = Batcher(
             self._process, max_batch=max_batch, max_wait_s=max_wait_ms / 1000.0, queue_size=queue_size
         )
@@ -120,6 +122,7 @@ class Analyzer:
             max_wait_ms=float(getattr(settings, "max_wait_ms", 4)),
             queue_size=int(getattr(settings, "queue_size", 32)),
             deepfake_interval_s=float(getattr(settings, "deepfake_interval_s", DEEPFAKE_INTERVAL_S)),
+            photo_orientation_search=bool(getattr(settings, "photo_orientation_search", True)),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -232,10 +235,10 @@ class Analyzer:
                 t0 = time.perf_counter()
                 # single images are also searched in tiles (small faces) and turned; streams only
                 # in tiles when big
-                if job.session.kind == "image":
+                if job.session.kind == "image" and self.photo_orientation_search:
                     dets, alternates = self._detect_photo(job.image)
                 else:
-                    dets = self.detector.detect(job.image)
+                    dets = self.detector.detect(job.image, tile=True if job.session.kind == "image" else None)
                     alternates = [()] * len(dets)
                 detect_ms[i] = (time.perf_counter() - t0) * 1000
                 boxes = [d.face_box() for d in dets]
@@ -347,7 +350,7 @@ class Analyzer:
     def _orient_photo_faces(self, jobs: list[_Job], faces: list[_Face], probs_list: list[torch.Tensor]) -> None:
         """Re-cut faces of single images whose parse shows them turned (pipeline/orientation.py), in place."""
         idx = [k for k, f in enumerate(faces) if jobs[f.job_index].session.kind == "image"]
-        if not idx or self.runtime is None:
+        if not idx or self.runtime is None or not self.photo_orientation_search:
             return
         size, shift_y = self.runtime.input_size, self.runtime.spec.crop_shift_y
         detector = self.detector

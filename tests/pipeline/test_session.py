@@ -236,3 +236,17 @@ async def test_a_sideways_face_in_a_stream_gets_no_deepfake_factors_instead_of_a
     sideways, _ = await _best_face(analyzer, "video", np.ascontiguousarray(np.rot90(photo, 1)))
     assert "blend" in upright.deepfake.factors
     assert sideways.deepfake.factors == {}
+
+
+async def test_the_photo_orientation_search_can_be_turned_off(analyzer: Analyzer, shared_data: Path) -> None:
+    """IDENTIX_PHOTO_ORIENTATION_SEARCH=0: an upside-down photo is cut as the detector reads it again."""
+    photo = read(sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[9])
+    _, upright_map = await _best_face(analyzer, "image", photo)
+    analyzer.photo_orientation_search = False
+    try:
+        _, turned_map = await _best_face(analyzer, "image", np.ascontiguousarray(np.rot90(photo, 2)))
+    finally:
+        analyzer.photo_orientation_search = True
+    back = np.rot90(turned_map, -2)
+    face = (upright_map > 0) | (back > 0)
+    assert (upright_map[face] == back[face]).mean() < 0.8
