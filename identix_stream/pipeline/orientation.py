@@ -24,6 +24,7 @@ from identix_stream.core.face_upright import (
     QUARTER_TURNS_DEG,
     REDETECT_BEYOND_DEG,
     REFINE_KEEP_SHARE,
+    REFINE_KEPT_MIN_DEG,
     REFINE_MIN_DEG,
     REFINE_STEPS,
     SWITCH_MARGIN,
@@ -122,12 +123,13 @@ def group_turned(per_turn: Sequence[Sequence[Detection]]) -> list[tuple[Detectio
 
 
 def _keep_best(out: list[FaceView], requests: dict[int, list[tuple[float, Box | None]]], cuts: Sequence[CutFn],
-               parse: ParseFn) -> None:
+               parse: ParseFn) -> list[int]:
     """Cut and parse every face's requested views (one parser call) and keep, per face, the view whose
     parsed face is most made of parts (``part_ratio``: a crop's framing does not change it), if it beats
-    the current view by SWITCH_MARGIN."""
+    the current view by SWITCH_MARGIN; returns the faces whose view changed."""
     order = [i for i, wanted in requests.items() if wanted]
     tried = _views([r for i in order for r in requests[i]], [cuts[i] for i in order for _ in requests[i]], parse)
+    changed: list[int] = []
     start = 0
     for i in order:
         candidates = [out[i], *tried[start : start + len(requests[i])]]
@@ -135,6 +137,8 @@ def _keep_best(out: list[FaceView], requests: dict[int, list[tuple[float, Box | 
         best = best_turn([v.ratio for v in candidates])
         if best and candidates[best].ratio >= SWITCH_MARGIN * out[i].ratio:
             out[i] = candidates[best]
+            changed.append(i)
+    return changed
 
 
 def orient_faces(first: Sequence[FaceView], cuts: Sequence[CutFn], parse: ParseFn,
@@ -145,7 +149,9 @@ def orient_faces(first: Sequence[FaceView], cuts: Sequence[CutFn], parse: ParseF
        its detections in turned copies of the photo, at rolls more than REDETECT_BEYOND_DEG from the
        first; the view whose parsed face is most made of parts wins by SWITCH_MARGIN. Every face is
        tried: the parser can hallucinate an upright-looking layout in a turned crop.
-    2. Up to REFINE_STEPS steps along the parsed eye line straighten the rest."""
+    2. Up to REFINE_STEPS steps along the parsed eye line straighten a face that changed view, and a
+       face that kept the detector's view only when its eyes are REFINE_KEPT_MIN_DEG off level: small
+       differences are left to the detector's roll, the one every deepfake model's fit data had."""
     out = list(first)
     requests: dict[int, list[tuple[float, Box | None]]] = {}
     for i, view in enumerate(out):
@@ -153,13 +159,14 @@ def orient_faces(first: Sequence[FaceView], cuts: Sequence[CutFn], parse: ParseF
             (r, b) for r, b in alternates[i] if _angle_gap(r, view.roll) > REDETECT_BEYOND_DEG]
         quarter_turns: list[tuple[float, Box | None]] = [(view.roll + t, None) for t in QUARTER_TURNS_DEG]
         requests[i] = quarter_turns + turned
-    _keep_best(out, requests, cuts, parse)
+    changed = set(_keep_best(out, requests, cuts, parse))
     todo = list(range(len(out)))
     for _ in range(REFINE_STEPS):
         steps: list[tuple[int, tuple[float, Box | None]]] = []
         for i in todo:
             residual = eye_line_residual_deg(out[i].labels)
-            if residual is not None and abs(residual) >= REFINE_MIN_DEG:
+            least = REFINE_MIN_DEG if i in changed else REFINE_KEPT_MIN_DEG
+            if residual is not None and abs(residual) >= least:
                 steps.append((i, (out[i].roll + residual, out[i].box)))
         if not steps:
             break
@@ -168,5 +175,6 @@ def orient_faces(first: Sequence[FaceView], cuts: Sequence[CutFn], parse: ParseF
         for (i, _), view in zip(steps, refined, strict=True):
             if view.share >= REFINE_KEEP_SHARE * out[i].share:
                 out[i] = view
+                changed.add(i)
                 todo.append(i)
     return out
