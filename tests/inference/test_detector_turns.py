@@ -42,7 +42,10 @@ def test_detections_of_one_face_in_several_turns_form_one_group() -> None:
 
 @pytest.mark.data
 def test_a_sideways_photo_is_found_upright_in_a_turned_copy(shared_data: Path) -> None:
-    photo = cv2.imread(str(sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[0]))
+    path = sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[0]
+    photo = cv2.imread(str(path))
+    if photo is None:
+        raise FileNotFoundError(path)
     detector = FaceDetector()
     try:
         upright_roll = detector.detect(photo)[0].roll_deg
