@@ -92,11 +92,11 @@ def shows_upright_face(crop_labels: np.ndarray) -> bool:
     return tilt is not None and abs(tilt) <= MAX_TILT_DEG and part_share(crop_labels) >= FOUND_TURNED_MIN_SHARE
 
 
-def best_turn(shares: Sequence[float]) -> int:
-    """Index of the candidate crop with the most face-part pixels (the first on ties)."""
-    if not shares:
+def best_turn(scores: Sequence[float]) -> int:
+    """Index of the candidate crop with the highest score, e.g. its ``part_ratio`` (the first on ties)."""
+    if not scores:
         raise ValueError("no candidate crops to choose from")
-    return int(np.argmax(np.asarray(shares, dtype=np.float64)))
+    return int(np.argmax(np.asarray(scores, dtype=np.float64)))
 
 
 def eye_line_residual_deg(crop_labels: np.ndarray) -> float | None:

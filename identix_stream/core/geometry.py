@@ -104,6 +104,30 @@ def roll_angle_deg(left_eye: tuple[float, float], right_eye: tuple[float, float]
     return math.degrees(math.atan2(dy, dx))
 
 
+def unturn_point(x: float, y: float, turns: int, width: int, height: int) -> tuple[float, float]:
+    """A point of ``np.rot90(image, turns)`` in the coordinates of ``image`` (width x height)."""
+    turns %= 4
+    if turns == 1:
+        return width - y, x
+    if turns == 2:
+        return width - x, height - y
+    if turns == 3:
+        return y, height - x
+    return x, y
+
+
+def turn_point(x: float, y: float, turns: int, width: int, height: int) -> tuple[float, float]:
+    """A point of ``image`` (width x height) in the coordinates of ``np.rot90(image, turns)``: the image
+    is what turning that copy by the remaining quarter turns gives back."""
+    turned_w, turned_h = (height, width) if turns % 2 else (width, height)
+    return unturn_point(x, y, -turns % 4, turned_w, turned_h)
+
+
+def turns_to_upright(roll_deg: float) -> int:
+    """How many ``np.rot90`` quarter turns bring a face with this roll nearest to upright."""
+    return round(-roll_deg / 90.0) % 4
+
+
 def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2x3 rotation + uniform scale + shift mapping ``src`` points onto ``dst`` in the least-squares
     sense (Umeyama 1991, reflections excluded). Both are (N, 2) with N >= 2 distinct points."""

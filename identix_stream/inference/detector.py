@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from identix_stream.core.geometry import roll_angle_deg
+from identix_stream.core.geometry import roll_angle_deg, unturn_point
 from identix_stream.errors import InvalidInput, ModelError
 
 log = logging.getLogger(__name__)
@@ -75,35 +75,6 @@ def calibrate_box(box: Box, roll_deg: float = 0.0) -> Box:
     cy = (y1 + y2) / 2.0 + ox * math.sin(theta) + oy * math.cos(theta)
     fw, fh = CAL_SW * w, CAL_SH * h
     return cx - fw / 2.0, cy - fh / 2.0, cx + fw / 2.0, cy + fh / 2.0
-
-
-def unturn_point(x: float, y: float, turns: int, width: int, height: int) -> Point:
-    """A point of ``np.rot90(image, turns)`` in the coordinates of ``image`` (width x height)."""
-    turns %= 4
-    if turns == 1:
-        return width - y, x
-    if turns == 2:
-        return width - x, height - y
-    if turns == 3:
-        return y, height - x
-    return x, y
-
-
-def turn_point(x: float, y: float, turns: int, width: int, height: int) -> Point:
-    """A point of ``image`` (width x height) in the coordinates of ``np.rot90(image, turns)``."""
-    turns %= 4
-    if turns == 1:
-        return y, width - x
-    if turns == 2:
-        return width - x, height - y
-    if turns == 3:
-        return height - y, x
-    return x, y
-
-
-def turns_to_upright(roll_deg: float) -> int:
-    """How many ``np.rot90`` quarter turns bring a face with this roll nearest to upright."""
-    return round(-roll_deg / 90.0) % 4
 
 
 def unturn_detection(d: Detection, turns: int, width: int, height: int) -> Detection:

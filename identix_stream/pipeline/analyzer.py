@@ -20,11 +20,18 @@ import torch
 
 from identix_stream.config import DEEPFAKE_INTERVAL_S
 from identix_stream.core.face_upright import shows_upright_face
-from identix_stream.core.geometry import SERVICE_CROP_SCALE, box_centre, box_side, crop_window
+from identix_stream.core.geometry import (
+    SERVICE_CROP_SCALE,
+    box_centre,
+    box_side,
+    crop_window,
+    turn_point,
+    turns_to_upright,
+)
 from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
 from identix_stream.inference.batcher import Batcher
-from identix_stream.inference.detector import Detection, turn_point, turns_to_upright
+from identix_stream.inference.detector import Detection
 from identix_stream.pipeline.orientation import CutFn, FaceView, face_box_at, group_turned, orient_faces
 from identix_stream.pipeline.paste import compose, crop_face, paste_face
 from identix_stream.pipeline.session import Session, SessionKind, TrackData
@@ -348,7 +355,8 @@ class Analyzer:
         return dets, alternates
 
     def _orient_photo_faces(self, jobs: list[_Job], faces: list[_Face], probs_list: list[torch.Tensor]) -> None:
-        """Re-cut faces of single images whose parse shows them turned (pipeline/orientation.py), in place."""
+        """Re-cut every face of single images at the roll its parse shows upright (pipeline/orientation.py),
+        in place."""
         idx = [k for k, f in enumerate(faces) if jobs[f.job_index].session.kind == "image"]
         if not idx or self.runtime is None or not self.photo_orientation_search:
             return

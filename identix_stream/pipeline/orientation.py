@@ -2,11 +2,11 @@
 
 BlazeFace reads a face's roll from its eye keypoints, which are guesses on a face turned by a
 quarter or half turn (a photo stored sideways with no EXIF orientation, a person lying down), so
-such a face was cut sideways and parsed and scored wrongly. For each face whose first parse looks
-turned or shows too few parts, the crop is also cut at the detector's roll plus 90, 180 and 270
-degrees; the one showing the most face parts wins, and up to two steps along its parsed eye line
-straighten the rest. Numbers in ``core/face_upright.py``. Photos only: the search costs up to five
-more parser passes per face, which a stream cannot spend on every frame.
+such a face was cut sideways and parsed and scored wrongly. Every face of a photo is also cut at the
+detector's roll plus 90, 180 and 270 degrees and at its detections in turned copies of the photo
+(``FaceDetector.detect_turned``); the view whose parse is most made of face parts wins, and up to
+two steps along its parsed eye line straighten it. Numbers in ``core/face_upright.py``. Photos only:
+the search costs 3-6 more parser passes per face, which a stream cannot spend on every frame.
 
 A crop at a roll far from the detector's also needs a new face box: BlazeFace frames turned faces
 badly, so ``face_box_at`` detects again in an upright patch cut at that roll.
@@ -63,13 +63,16 @@ def face_box_at(image: np.ndarray, detect: DetectFn, detector_box: Box, detector
     window = crop_window(fallback, PATCH_SCALE, 0.0, roll)
     patch, m = crop_face(image, window, PATCH_SIZE)
     half = PATCH_SIZE / 2.0
-    found = [(*box_centre(d.face_box()), d) for d in detect(patch)]
-    near = [(cx, cy, d) for cx, cy, d in found if max(abs(cx - half), abs(cy - half)) <= PATCH_SIZE / 4.0]
+
+    def offset(b: Box) -> tuple[float, float]:
+        cx, cy = box_centre(b)
+        return cx - half, cy - half
+
+    near = [b for b in (d.face_box() for d in detect(patch)) if max(map(abs, offset(b))) <= PATCH_SIZE / 4.0]
     if not near:
         return fallback
-    cx, cy, best = min(near, key=lambda t: (t[0] - half) ** 2 + (t[1] - half) ** 2)
-    x1, y1, x2, y2 = best.face_box()
-    ix, iy = invert_affine(m) @ np.array([cx, cy, 1.0])
+    x1, y1, x2, y2 = best = min(near, key=lambda b: offset(b)[0] ** 2 + offset(b)[1] ** 2)
+    ix, iy = invert_affine(m) @ np.array([*box_centre(best), 1.0])
     k = window.side / PATCH_SIZE
     w, h = (x2 - x1) * k, (y2 - y1) * k
     return float(ix - w / 2.0), float(iy - h / 2.0), float(ix + w / 2.0), float(iy + h / 2.0)

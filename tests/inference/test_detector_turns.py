@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from identix_stream.inference.detector import Detection, FaceDetector, unturn_detection, unturn_point
+from identix_stream.core.geometry import turn_point, turns_to_upright, unturn_point
+from identix_stream.inference.detector import Detection, FaceDetector, unturn_detection
 from identix_stream.pipeline.orientation import group_turned
 
 
@@ -19,6 +20,12 @@ def test_a_point_of_a_turned_image_maps_back_onto_the_same_pixel(turns: int) -> 
     turned = np.rot90(image, turns)
     y, x = np.argwhere(turned)[0]
     assert unturn_point(x + 0.5, y + 0.5, turns, 70, 40) == pytest.approx((52.5, 11.5))
+    assert turn_point(52.5, 11.5, turns, 70, 40) == pytest.approx((x + 0.5, y + 0.5))
+
+
+@pytest.mark.parametrize(("roll", "turns"), [(3.0, 0), (-88.0, 1), (179.0, 2), (-179.0, 2), (95.0, 3), (40.0, 0)])
+def test_the_turns_that_bring_a_face_upright(roll: float, turns: int) -> None:
+    assert turns_to_upright(roll) == turns
 
 
 def test_a_detection_in_a_quarter_turn_comes_back_with_the_turn_in_its_roll() -> None:
