@@ -17,6 +17,7 @@ import numpy as np
 from identix_stream.core.classes import FACE_CLASSES, HAIR
 
 FP_SIZE = 160
+FP_GRID_STEP = 24  # px between a photo's fingerprint squares (native_squares)
 _WIN = np.outer(np.hanning(FP_SIZE), np.hanning(FP_SIZE))
 
 
@@ -47,6 +48,23 @@ def native_square(frame: np.ndarray, centre: tuple[float, float], size: int = FP
     x = round(min(max(centre[0] - size / 2, 0.0), w - size))
     y = round(min(max(centre[1] - size / 2, 0.0), h - size))
     return np.ascontiguousarray(frame[y:y + size, x:x + size])
+
+
+def native_squares(frame: np.ndarray, centre: tuple[float, float], step: int = FP_GRID_STEP,
+                   size: int = FP_SIZE) -> list[np.ndarray]:
+    """The 3x3 grid of ``native_square`` squares ``step`` px apart around the face centre, each kept
+    inside the frame (positions that coincide there are read once). A photo's fingerprint is the mean
+    of their readings: one square's reading swings by several log-odds with what it happens to hold, and
+    the mean ranked photos better than the centre square alone (docs/deepfake.md, session 16)."""
+    h, w = frame.shape[:2]
+    if min(h, w) < size:
+        return [center_square(frame, size)]
+    def corner(c: float, extent: int) -> int:
+        return round(min(max(c - size / 2, 0.0), extent - size))
+
+    corners = dict.fromkeys((corner(centre[1] + dy, h), corner(centre[0] + dx, w))
+                            for dy in (-step, 0, step) for dx in (-step, 0, step))
+    return [np.ascontiguousarray(frame[y:y + size, x:x + size]) for y, x in corners]
 
 
 def reduced_square(frame: np.ndarray, centre: tuple[float, float], factor: float,

@@ -26,6 +26,7 @@ from identix_stream.inference.deepfake_features import (
     boundary_features,
     fingerprint_features,
     native_square,
+    native_squares,
     reads_natively,
     reduced_square,
 )
@@ -101,9 +102,10 @@ class DeepfakeScorer:
         """Per-crop factors; crops are 256x256 BGR uint8, labels 256x256 uint8 class ids.
 
         ``sources``: per crop, the frame it was cut from and the face centre in it; the fingerprint
-        then reads the face at the frame's own resolution (``native_square``). Without them it reads
-        the crop's central square, which the crop has already resampled once. A face whose frame is
-        smaller than that square gets no ``gan_fingerprint`` (``reads_natively``).
+        then reads the face at the frame's own resolution (``native_square``; in a photo the mean over
+        ``native_squares``, in a video frame one square: successive frames give the other readings).
+        Without them it reads the crop's central square, which the crop has already resampled once. A
+        face whose frame is smaller than that square gets no ``gan_fingerprint`` (``reads_natively``).
         ``stills``: per crop, whether it comes from a photo (not a video frame); a photo's face that
         reads real at its own size but generated once the photo is shrunk by one of ``ENLARGEMENTS``
         gets no ``gan_fingerprint`` either (``_enlargement_doubts``). A crop whose parse shows the face
@@ -126,11 +128,10 @@ class DeepfakeScorer:
         upright = [i for i, lab in enumerate(crop_labels) if looks_upright(lab)]
         blend = dict(zip(upright, self._blend([crops_bgr[i] for i in upright]).tolist(), strict=True)) \
             if upright else {}
-        readable = {i: crops_bgr[i] for i in upright} if sources is None else {
-            i: native_square(*sources[i]) for i in upright if reads_natively(sources[i][0])}
-        logits = self.spectral.logit(np.stack([fingerprint_features(sq) for sq in readable.values()])) \
-            if readable else np.zeros(0)
-        fingerprint = dict(zip(readable, logits.tolist(), strict=True))
+        readable = {i: [crops_bgr[i]] for i in upright} if sources is None else {
+            i: native_squares(*sources[i]) if stills is not None and stills[i] else [native_square(*sources[i])]
+            for i in upright if reads_natively(sources[i][0])}
+        fingerprint = self._fingerprint_logits(readable)
         if sources is not None and stills is not None:
             reads_real = [i for i, z in fingerprint.items() if stills[i] and z < 0.0]
             for i in self._enlargement_doubts({i: sources[i] for i in reads_real}):
@@ -148,6 +149,15 @@ class DeepfakeScorer:
                 factors["boundary"] = float(self.boundary.prob(bf))
             out.append(factors)
         return out
+
+    def _fingerprint_logits(self, squares: dict[int, list[np.ndarray]]) -> dict[int, float]:
+        """Per face, the fingerprint head's mean log-odds over its squares (one head call for all)."""
+        flat = [(i, sq) for i, face_squares in squares.items() for sq in face_squares]
+        if not flat:
+            return {}
+        logits = self.spectral.logit(np.stack([fingerprint_features(sq) for _, sq in flat]))
+        owners = np.array([i for i, _ in flat])
+        return {i: float(logits[owners == i].mean()) for i in squares}
 
     def _enlargement_doubts(self, sources: dict[int, tuple[np.ndarray, tuple[float, float]]]) -> set[int]:
         """The faces whose fingerprint reads generated once their frame is shrunk by an ENLARGEMENTS

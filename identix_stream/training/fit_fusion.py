@@ -39,10 +39,6 @@ SWAP_FACTORS = ("blend", "boundary")
 N_FIT_PHOTOS = 60
 
 
-def _centre(square: np.ndarray) -> tuple[float, float]:
-    return square.shape[1] / 2, square.shape[0] / 2
-
-
 def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0,
                resolution_for_shipped: bool = False) -> dict[str, Any]:
     """Fit the groups and the resolution reliability. With ``resolution_for_shipped`` the reliability
@@ -74,9 +70,11 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0,
     photo_labels = runtime.labels(photos)
     celeb = load_celebamask(data_root / "face_parsing" / "celebamask_mini", "val")[:60]
     donors = [donor_crop(s.image, s.labels) for s in celeb[:8]]
-    # reals keep the square the fingerprint reads at the source's resolution (as the service does);
-    # swaps and self-blends exist only as crops, so theirs is the crop's central square
-    real_c, real_l, real_sq = list(vid), list(vid_labels), [f.square for f in vid_faces]
+    # reals keep their source frame, read by the fingerprint as the service reads it (a video frame's
+    # one square, a photo's grid of squares); swaps and self-blends exist only as crops, so theirs is
+    # the crop's central square
+    real_c, real_l = list(vid), list(vid_labels)
+    real_src, real_still = [f.source for f in vid_faces], [False] * len(vid_faces)
     swap_c: list[np.ndarray] = []
     swap_l: list[np.ndarray] = []
     for i, (crop, lab) in enumerate(zip(vid, vid_labels, strict=True)):
@@ -88,22 +86,24 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0,
     for face, lab in zip(pool_faces, photo_labels, strict=True):
         real_c.append(face.crop)
         real_l.append(lab)
-        real_sq.append(face.square)
+        real_src.append(face.source)
+        real_still.append(True)
         swap_c.append(self_blend(face.crop, face_region(lab, False), rng))
         swap_l.append(lab)
     for s in celeb[8:]:
         crop, lab = crop_sample(s.image, s.labels, s.face_box, 256, rng)
         real_c.append(crop)
         real_l.append(lab)
-        real_sq.append(native_square(s.image, box_centre(s.face_box)))
+        real_src.append((s.image, box_centre(s.face_box)))
+        real_still.append(True)
         swap_c.append(self_blend(crop, face_region(lab, False), rng))
         swap_l.append(lab)
     sg3 = [f.crop for f in sg3_faces]
     sg3_l = runtime.labels(sg3)
 
-    fr = scorer.score(real_c, real_l, [(sq, _centre(sq)) for sq in real_sq])
+    fr = scorer.score(real_c, real_l, real_src, real_still)
     fs = scorer.score(swap_c, swap_l)
-    fg = scorer.score(sg3, sg3_l, [(f.square, _centre(f.square)) for f in sg3_faces])
+    fg = scorer.score(sg3, sg3_l, [f.source for f in sg3_faces], [True] * len(sg3_faces))
 
     def mat(rows: list[dict[str, float]], names: tuple[str, ...]) -> np.ndarray:
         return np.array([[factor_logit(r.get(n, 0.5)) for n in names] for r in rows])
@@ -152,7 +152,7 @@ def fit_fusion(data_root: Path, parser: Path, models_dir: Path, seed: int = 0,
         "factor_auc_swap": {n: round(roc_auc(xs[ys == 0, i], xs[ys == 1, i]), 4) for i, n in enumerate(swap_names)},
         "group_rules": rule_report,
     }
-    sets = [ScoredSet(real_c, real_sq), ScoredSet(swap_c, None, ("swap",)),
+    sets = [ScoredSet(real_c, [native_square(*src) for src in real_src]), ScoredSet(swap_c, None, ("swap",)),
             ScoredSet(sg3, [f.square for f in sg3_faces], ("synthetic",))]
     report["resolution_for"] = "shipped FUSION_GROUPS" if resolution_for_shipped else "the groups fitted above"
     report["resolution"] = fit_resolution(scorer, runtime, dict(FUSION_GROUPS) if resolution_for_shipped else groups,

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from identix_stream.core.geometry import CROP_SCALE, CROP_SHIFT_Y, box_centre, crop_window
-from identix_stream.inference.deepfake_features import native_square
+from identix_stream.inference.deepfake_features import native_square, native_squares
 
 # The 12 shared talking-head clips, split by name: the first half may be used to fit/calibrate,
 # the second half is only ever used to check (docs/deepfake.md).
@@ -56,15 +56,31 @@ def service_crop(img: np.ndarray, det: Any, size: int, scale: float, shift_y: fl
 
 
 class FaceCrop(NamedTuple):
-    """A face as the service scores it: the parser crop, and the face's square at the source's own
-    resolution (what the fingerprint factor reads, ``native_square``)."""
+    """A face as the service scores it: the parser crop, and the frame it was cut from with the face
+    centre (the fingerprint factor reads the face there at the frame's own resolution)."""
 
     crop: np.ndarray
-    square: np.ndarray
+    frame: np.ndarray
+    centre: tuple[float, float]
+
+    @property
+    def square(self) -> np.ndarray:
+        """The one square a video frame's fingerprint reads (``native_square``)."""
+        return native_square(self.frame, self.centre)
+
+    @property
+    def squares(self) -> list[np.ndarray]:
+        """The squares a photo's fingerprint reads (``native_squares``)."""
+        return native_squares(self.frame, self.centre)
+
+    @property
+    def source(self) -> tuple[np.ndarray, tuple[float, float]]:
+        """What ``DeepfakeScorer.score`` takes as this face's source."""
+        return self.frame, self.centre
 
 
 def _face(img: np.ndarray, det: Any, size: int, scale: float, shift_y: float) -> FaceCrop:
-    return FaceCrop(service_crop(img, det, size, scale, shift_y), native_square(img, box_centre(det.face_box())))
+    return FaceCrop(service_crop(img, det, size, scale, shift_y), img, box_centre(det.face_box()))
 
 
 def video_faces(path: Path, detector: Any, every: int = 10, limit: int = 20, size: int = 256,
