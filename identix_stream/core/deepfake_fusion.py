@@ -52,9 +52,9 @@ FUSION_GROUPS: dict[str, tuple[float, dict[str, float]]] = {  # group -> (bias, 
 }
 # In video tracks the synthetic group's evidence *for* fake counts a quarter: no GAN video set exists
 # to calibrate it, and the fingerprint reads one real check clip's H.264 face (source_s13) as 0.73
-# "generated" on average: at a half that clip ended at p 0.83, next to the 0.85 of likely_fake; at a
-# quarter 0.75 (about what the weaker pre-native-square head gave at a half). Its evidence against
-# "synthetic" counts fully.
+# "generated" on average (0.71 with the session-16 head): at a half that clip ended at p 0.83, next to
+# the 0.85 of likely_fake; at a quarter 0.75 (about what the weaker pre-native-square head gave at a
+# half). Its evidence against "synthetic" counts fully.
 VIDEO_GROUP_SCALE: dict[str, float] = {"synthetic": 0.25}
 # How far each group's log-odds can be trusted for a face of a given size in the source (face-box
 # side in pixels, knots interpolated linearly, flat beyond the ends). A small face reaches the
