@@ -27,9 +27,9 @@ from identix_stream.core.face_upright import (
     REFINE_KEPT_MIN_DEG,
     REFINE_MIN_DEG,
     REFINE_STEPS,
-    SWITCH_MARGIN,
-    best_turn,
+    choose_view,
     eye_line_residual_deg,
+    is_level_face,
     part_ratio,
     part_share,
 )
@@ -137,8 +137,8 @@ def _keep_best(out: list[FaceView], requests: dict[int, list[tuple[float, Box | 
     for i in order:
         candidates = [out[i], *tried[start : start + len(requests[i])]]
         start += len(requests[i])
-        best = best_turn([v.ratio for v in candidates])
-        if best and candidates[best].ratio >= SWITCH_MARGIN * out[i].ratio:
+        best = choose_view([v.ratio for v in candidates], [is_level_face(v.labels) for v in candidates])
+        if best:
             out[i] = candidates[best]
             changed.append(i)
     return changed

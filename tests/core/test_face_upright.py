@@ -9,9 +9,13 @@ import pytest
 from identix_stream.core.classes import L_BROW, L_EYE, L_LIP, NOSE, R_EYE, SKIN, U_LIP
 from identix_stream.core.face_upright import (
     FOUND_TURNED_MIN_SHARE,
+    LEVEL_MAX_DEG,
     MAX_TILT_DEG,
+    SWITCH_MARGIN,
     best_turn,
+    choose_view,
     eye_line_residual_deg,
+    is_level_face,
     layout_tilt_deg,
     looks_upright,
     part_ratio,
@@ -105,3 +109,26 @@ def test_the_eye_line_residual_is_the_roll_left_in_the_crop(roll: float) -> None
     no_eyes = lab.copy()
     no_eyes[no_eyes == L_EYE] = SKIN
     assert eye_line_residual_deg(no_eyes) is None
+
+
+def test_a_level_face_shows_both_eyes_and_an_upright_layout() -> None:
+    assert is_level_face(_parse())
+    turned = np.ascontiguousarray(np.rot90(_parse()))
+    assert not is_level_face(turned)
+    m = cv2.getRotationMatrix2D((128.0, 128.0), -(LEVEL_MAX_DEG + 8.0), 1.0)
+    assert not is_level_face(cv2.warpAffine(_parse(), m, (256, 256), flags=cv2.INTER_NEAREST))  # tilted past the limit
+    one_eye = _parse()
+    one_eye[one_eye == L_EYE] = SKIN
+    assert not is_level_face(one_eye)  # a layout without an eye line is not level
+
+
+def test_a_view_needs_the_margin_unless_the_current_one_is_not_level() -> None:
+    margin = SWITCH_MARGIN
+    assert choose_view([0.10, 0.10 * margin, 0.12], [True, False, True]) == 1  # the margin wins outright
+    assert choose_view([0.10, 0.14, 0.12], [True, True, True]) == 0  # a level current view stays
+    # the current view is not level: the best level view at least as rich in parts wins
+    assert choose_view([0.118, 0.083, 0.144, 0.153], [False, True, False, True]) == 3
+    assert choose_view([0.12, 0.11, 0.144], [False, True, False]) == 0  # a level view with fewer parts: no
+    assert choose_view([0.12], [False]) == 0
+    with pytest.raises(ValueError):
+        choose_view([0.1, 0.2], [True])

@@ -231,6 +231,20 @@ async def test_a_sideways_photo_is_parsed_and_scored_as_if_upright(analyzer: Ana
     assert ("gan_fingerprint" in turned.deepfake.factors) == ("gan_fingerprint" in upright.deepfake.factors)
 
 
+@pytest.mark.parametrize("turns", [1, 3])
+async def test_a_close_up_turned_a_quarter_is_cut_upright(analyzer: Analyzer, shared_data: Path, turns: int) -> None:
+    """A face that fills its 300-px photo: turned a quarter, the parser filled the wrong view's crop with
+    parts almost as well as the upright one's (part ratio 0.118 vs 0.153), so the wrong view was kept and
+    its left eye came out at 134 px instead of ~580. A view whose parse is not level now gives way to a
+    level one with at least its part ratio."""
+    photo = read(shared_data / "deepfake" / "gan_vs_real_val" / "real" / "real_540.jpg")
+    upright, _ = await _best_face(analyzer, "image", photo)
+    turned, _ = await _best_face(analyzer, "image", np.ascontiguousarray(np.rot90(photo, turns)))
+    for name in ("left_eye", "right_eye", "nose", "upper_lip"):
+        a, b = upright.class_areas.get(name, 0), turned.class_areas.get(name, 0)
+        assert a > 0 and 0.8 < b / a < 1.25, (name, a, b)
+
+
 async def test_a_sideways_face_in_a_stream_gets_no_deepfake_factors_instead_of_a_false_alarm(
         analyzer: Analyzer, shared_data: Path) -> None:
     """Streams do not search orientations (five more parser passes per face and frame). A turned face
