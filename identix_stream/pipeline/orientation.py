@@ -127,9 +127,10 @@ def group_turned(per_turn: Sequence[Sequence[Detection]]) -> list[tuple[Detectio
 
 def _keep_best(out: list[FaceView], requests: dict[int, list[tuple[float, Box | None]]], cuts: Sequence[CutFn],
                parse: ParseFn) -> list[int]:
-    """Cut and parse every face's requested views (one parser call) and keep, per face, the view whose
-    parsed face is most made of parts (``part_ratio``: a crop's framing does not change it), if it beats
-    the current view by SWITCH_MARGIN; returns the faces whose view changed."""
+    """Cut and parse every face's requested views (one parser call) and keep, per face, the view
+    ``choose_view`` picks: the one whose parsed face is most made of parts (``part_ratio``: a crop's
+    framing does not change it) if it beats the current view by SWITCH_MARGIN, or a level view at least
+    as rich in parts when the current one is not level; returns the faces whose view changed."""
     order = [i for i, wanted in requests.items() if wanted]
     tried = _views([r for i in order for r in requests[i]], [cuts[i] for i in order for _ in requests[i]], parse)
     changed: list[int] = []
@@ -150,8 +151,9 @@ def orient_faces(first: Sequence[FaceView], cuts: Sequence[CutFn], parse: ParseF
 
     1. Each face is also cut at quarter turns of its first view and at ``alternates`` (roll, face box),
        its detections in turned copies of the photo, at rolls more than REDETECT_BEYOND_DEG from the
-       first; the view whose parsed face is most made of parts wins by SWITCH_MARGIN. Every face is
-       tried: the parser can hallucinate an upright-looking layout in a turned crop.
+       first; the view whose parsed face is most made of parts wins by SWITCH_MARGIN (a level view
+       needs no margin over a view that is not level: ``choose_view``). Every face is tried: the parser
+       can hallucinate an upright-looking layout in a turned crop.
     2. Up to REFINE_STEPS steps along the parsed eye line straighten a face that changed view, and a
        face that kept the detector's view only when its eyes are REFINE_KEPT_MIN_DEG off level: small
        differences are left to the detector's roll, the one every deepfake model's fit data had."""
