@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from identix_stream.inference.deepfake_nets import (
 )
 
 log = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
 
 SBI_FILE = "deepfake_sbi.pt"
 SPECTRAL_FILE = "deepfake_spectral.json"
@@ -150,21 +151,21 @@ class DeepfakeScorer:
             out.append(factors)
         return out
 
-    def _fingerprint_logits(self, squares: dict[int, list[np.ndarray]]) -> dict[int, float]:
-        """Per face, the fingerprint head's mean log-odds over its squares (one head call for all)."""
-        flat = [(i, sq) for i, face_squares in squares.items() for sq in face_squares]
+    def _fingerprint_logits(self, squares: Mapping[K, list[np.ndarray]]) -> dict[K, float]:
+        """Per key (a face, or a face and a shrink factor), the fingerprint head's mean log-odds over its
+        squares (one head call for all)."""
+        flat = [(key, sq) for key, key_squares in squares.items() for sq in key_squares]
         if not flat:
             return {}
         logits = self.spectral.logit(np.stack([fingerprint_features(sq) for _, sq in flat]))
-        owners = np.array([i for i, _ in flat])
-        return {i: float(logits[owners == i].mean()) for i in squares}
+        sums: dict[K, list[float]] = {}
+        for (key, _), z in zip(flat, logits.tolist(), strict=True):
+            sums.setdefault(key, []).append(z)
+        return {key: float(np.mean(zs)) for key, zs in sums.items()}
 
     def _enlargement_doubts(self, sources: dict[int, tuple[np.ndarray, tuple[float, float]]]) -> set[int]:
         """The faces whose fingerprint reads generated once their frame is shrunk by an ENLARGEMENTS
         factor (where the shrunk frame still holds the square): their own-size reading cannot be trusted."""
-        squares = [(i, sq) for i, (frame, centre) in sources.items() for f in ENLARGEMENTS
-                   if (sq := reduced_square(frame, centre, f)) is not None]
-        if not squares:
-            return set()
-        logits = self.spectral.logit(np.stack([fingerprint_features(sq) for _, sq in squares]))
-        return {i for (i, _), z in zip(squares, logits.tolist(), strict=True) if z > 0.0}
+        shrunk = {(i, f): [sq] for i, (frame, centre) in sources.items() for f in ENLARGEMENTS
+                  if (sq := reduced_square(frame, centre, f)) is not None}
+        return {i for (i, _), z in self._fingerprint_logits(shrunk).items() if z > 0.0}
