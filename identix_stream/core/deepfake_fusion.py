@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from identix_stream.core import deepfake_notes as notes
 from identix_stream.core.classes import FACE_CLASSES, L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW, R_EYE, U_LIP
 from identix_stream.core.geometry import box_centre, box_side
 from identix_stream.core.types import DeepfakeEstimate, DeepfakeStateName
@@ -81,6 +82,11 @@ TEMPORAL_FACTORS = ("blink", "appearance_jump", "jitter", "expression")
 TEMPORAL_WEIGHTS: dict[str, float] = {"blink": 1.0, "expression": 1.0, "appearance_jump": 0.25, "jitter": 0.25}
 EXPRESSION_MIN_S = 2.0  # seconds of a track before the expression factor speaks
 EXPRESSION_CV0 = 0.15  # variation (std/mean) of mouth+eye areas at or above which it says nothing
+BLINK_MIN_S = 10.0  # seconds of a track before a missing blink speaks
+JUMP_MIN_STEPS = 25  # compared frame steps before the jump rate speaks
+JUMP_RATE0 = 0.02  # jump rate at or below which it says nothing
+JITTER_MIN_FRAMES = 10
+JITTER0 = 0.04  # box / area wobble at or below which it says nothing
 
 FACTOR_LOGIT_CLIP = 6.0  # one factor can never say more than p = 0.9975
 FRAME_LOGIT_CLIP = 4.0  # nor one frame more than p = 0.982
@@ -172,8 +178,10 @@ def _rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in d.items()}
 
 
-def single_image_estimate(factors: dict[str, float], face_px: float | None = None) -> DeepfakeEstimate:
-    """One-frame evidence (a photo): decided only at stronger probabilities, and marked as such."""
+def single_image_estimate(factors: dict[str, float], face_px: float | None = None,
+                          observations: dict[str, notes.Note] | None = None) -> DeepfakeEstimate:
+    """One-frame evidence (a photo): decided only at stronger probabilities, and marked as such.
+    ``observations``: the scorer's notes on what each factor saw, passed through."""
     logit, contributions = frame_log_odds(factors, face_px=face_px)
     p = _sigmoid(logit)
     state: DeepfakeStateName = "uncertain"
@@ -183,7 +191,7 @@ def single_image_estimate(factors: dict[str, float], face_px: float | None = Non
         state = "likely_real"
     shown: dict[str, float | None] = {k: float(factors[k]) for k in FRAME_FACTORS if k in factors}
     return DeepfakeEstimate(p_fake=p, state=state, frame_p_fake=p, factors=shown, frames=1, single_image=True,
-                            contributions=_rounded(contributions))
+                            contributions=_rounded(contributions), observations=dict(observations or {}))
 
 
 EYES = (L_EYE, R_EYE)
@@ -313,18 +321,22 @@ class TrackEvidence:
             self._desc_n += 1
         self._desc_prev = desc
 
-    def _temporal(self, span: float) -> dict[str, float]:
-        """Temporal factors as 0-1 probabilities (0.5 = no information)."""
+    def _temporal(self, span: float) -> tuple[dict[str, float], dict[str, notes.Note]]:
+        """Temporal factors as 0-1 probabilities (0.5 = no information; absent until they can speak)
+        and what each saw so far."""
         out: dict[str, float] = {}
-        if span >= 10.0:
+        seen: dict[str, notes.Note] = {"blink": notes.blink_note(self._blinks, span, BLINK_MIN_S)}
+        if span >= BLINK_MIN_S:
             # people blink ~15-20 times a minute; long stretches without a blink are weak evidence
             expected = span / 4.0
             out["blink"] = 0.5 if self._blinks >= 1 else min(0.7, 0.5 + 0.02 * (expected - 2.5))
-        if self._desc_n >= 25:
+        seen["appearance_jump"] = notes.jump_note(self._jumps, self._desc_n, JUMP_MIN_STEPS, JUMP_RATE0)
+        if self._desc_n >= JUMP_MIN_STEPS:
             rate = self._jumps / self._desc_n
-            out["appearance_jump"] = min(0.8, 0.5 + 3.0 * max(0.0, rate - 0.02))
+            out["appearance_jump"] = min(0.8, 0.5 + 3.0 * max(0.0, rate - JUMP_RATE0))
         fr = list(self._frames)
-        if len(fr) >= 10:
+        jit_box = jit_mask = None
+        if len(fr) >= JITTER_MIN_FRAMES:
             c = np.array([f.box_centre for f in fr])
             s = np.array([f.box_size for f in fr])
             a = np.array([f.face_px for f in fr], dtype=np.float64)
@@ -332,22 +344,28 @@ class TrackEvidence:
             rel = a / max(float(np.median(a)), 1.0)
             jit_mask = float(np.median(np.abs(rel[2:] - 2 * rel[1:-1] + rel[:-2])))
             jitter = max(jit_box, jit_mask)
-            out["jitter"] = min(0.75, 0.5 + max(0.0, jitter - 0.04) * 2.5)
+            out["jitter"] = min(0.75, 0.5 + max(0.0, jitter - JITTER0) * 2.5)
+        seen["jitter"] = notes.jitter_note(jit_box, jit_mask, len(fr), JITTER_MIN_FRAMES, JITTER0)
+        variation: dict[str, float | None] = {"mouth": None, "eye": None}
         if span >= EXPRESSION_MIN_S and len(fr) >= 10:
             # a pasted still face keeps its eyes and mouth frozen while the head moves; a live face
             # does not (talking, blinking). Only ever evidence towards fake, and capped.
-            cvs = []
-            for series in ([f.mouth for f in fr], [f.openness for f in fr]):
+            for name, series in (("mouth", [f.mouth for f in fr]), ("eye", [f.openness for f in fr])):
                 v = np.array([x for x in series if x is not None])
                 if v.size >= 10 and v.mean() > 1e-3:
-                    cvs.append(float(v.std() / v.mean()))
+                    variation[name] = float(v.std() / v.mean())
+            cvs = [cv for cv in variation.values() if cv is not None]
             if cvs:
                 cv = max(cvs)
                 out["expression"] = 0.5 + 0.25 * min(1.0, max(0.0, (EXPRESSION_CV0 - cv) / EXPRESSION_CV0))
-        return out
+        seen["expression"] = notes.expression_note(variation["mouth"], variation["eye"], span, EXPRESSION_MIN_S,
+                                                   EXPRESSION_CV0)
+        return out, seen
 
     def update(self, factors: dict[str, float], crop_labels: np.ndarray, box: tuple[float, float, float, float],
-               timestamp: float | None) -> DeepfakeEstimate:
+               timestamp: float | None, observations: dict[str, notes.Note] | None = None) -> DeepfakeEstimate:
+        """``observations``: the scorer's notes on this frame's image factors (shown with the temporal
+        factors' own)."""
         t = self._time(timestamp)
         self._n += 1
         if self._t0 is None:
@@ -370,7 +388,8 @@ class TrackEvidence:
                 self._factor_sums[k] = self._factor_sums.get(k, 0.0) + float(factors[k])
 
         span = t - self._t0
-        temporal = self._temporal(span)
+        temporal, temporal_seen = self._temporal(span)
+        seen = {**(observations or {}), **temporal_seen}
         weighted = {k: TEMPORAL_WEIGHTS.get(k, 1.0) * factor_logit(p) for k, p in temporal.items()}
         temporal_logit = sum(weighted.values())
         logits = np.array([f.logit for f in self._frames])
@@ -387,7 +406,8 @@ class TrackEvidence:
         contrib = dict(contributions)
         contrib.update(weighted)
         if self._n < MIN_FRAMES or span < MIN_SPAN_S:
-            self._estimate = DeepfakeEstimate(None, "collecting", frame_p, shown, self._n, False, _rounded(contrib))
+            self._estimate = DeepfakeEstimate(None, "collecting", frame_p, shown, self._n, False, _rounded(contrib),
+                                              seen)
             return self._estimate
         agree_fake = float((logits > 0).mean())
         state: DeepfakeStateName
@@ -397,7 +417,7 @@ class TrackEvidence:
             state = "likely_real"
         else:
             state = "uncertain"
-        self._estimate = DeepfakeEstimate(p_run, state, frame_p, shown, self._n, False, _rounded(contrib))
+        self._estimate = DeepfakeEstimate(p_run, state, frame_p, shown, self._n, False, _rounded(contrib), seen)
         return self._estimate
 
     def mean_factors(self) -> dict[str, float]:

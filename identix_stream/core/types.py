@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,8 +22,10 @@ class DeepfakeEstimate:
     frames: int = 0  # frames of evidence so far
     single_image: bool = False  # one-frame evidence: weaker, say so
     contributions: dict[str, float] = field(default_factory=dict)  # each factor's log-odds share
+    # what each factor saw (core/deepfake_notes.py): {"text": ..., measurements}, also for an absent factor
+    observations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "p_fake": None if self.p_fake is None else round(self.p_fake, 4),
             "state": self.state,
@@ -32,6 +34,7 @@ class DeepfakeEstimate:
             "frames": self.frames,
             "single_image": self.single_image,
             "contributions": {k: round(v, 3) for k, v in self.contributions.items()},
+            "observations": {k: dict(v) for k, v in self.observations.items()},
         }
 
 

@@ -51,6 +51,13 @@ class SBINet(nn.Module):
         f = self.body(self.stem(x))
         return self.head(f.mean((2, 3))).squeeze(1)
 
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, h, w) logits of each position of the last feature map (h = w = input / 16). The head is
+        linear after the mean pool, so their mean is exactly ``forward``'s logit; the map shows where
+        the evidence comes from (class activation map, Zhou et al. 2016)."""
+        f = self.body(self.stem(x))
+        return torch.einsum("nchw,c->nhw", f, self.head.weight[0]) + self.head.bias
+
 
 def equalize_luma(crops_rgb: np.ndarray) -> np.ndarray:
     """Histogram-equalise each crop's luma (YCrCb Y), keeping its chroma.

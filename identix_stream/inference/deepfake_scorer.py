@@ -13,16 +13,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from identix_stream.core import deepfake_notes as notes
 from identix_stream.core.face_upright import looks_upright
 from identix_stream.core.logistic import Logistic, sigmoid
 from identix_stream.errors import InvalidInput, ModelError
 from identix_stream.inference.deepfake_features import (
+    FP_SIZE,
     boundary_features,
     fingerprint_features,
     native_square,
@@ -53,6 +56,16 @@ CROP_SIZE = 256
 # faces ended likely_real), and shrinking brings them back within the head's reach (it was trained on
 # faces rescaled 0.75-1.3x). The reading then depends on an unknown resize, so it is left out.
 ENLARGEMENTS = (1.5, 2.0)
+IMAGE_FACTORS = ("blend", "gan_fingerprint", "boundary")
+
+
+@dataclass(frozen=True)
+class ScoredFace:
+    """One crop's factors (0-1, absent when not read) and what each saw (``core/deepfake_notes.py``;
+    a note's ``crop_point`` is in the 256-px crop, the analyzer maps it to the frame)."""
+
+    factors: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, notes.Note] = field(default_factory=dict)
 
 
 def _load_head(path: Path, fmt: str, n_features: int) -> Logistic:
@@ -92,15 +105,28 @@ class DeepfakeScorer:
         return cls(sbi, spectral, boundary, dev, sbi_equalize=equalizes_input(sbi_meta), sbi_size=input_size(sbi_meta))
 
     @torch.inference_mode()
-    def _blend(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
+    def _blend(self, crops_bgr: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per crop the blend probability and the (x, y) crop pixel where its logit map peaks, and half
+        the side of a map cell in crop pixels."""
         small = resize_for_sbi(crops_bgr, self.sbi_size)
-        logits = self.sbi(sbi_input(small, self.sbi_equalize).to(self.device)).float().cpu().numpy()
-        return 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
+        maps = self.sbi.logit_map(sbi_input(small, self.sbi_equalize).to(self.device)).float().cpu().numpy()
+        logits = maps.mean(axis=(1, 2))
+        n, gh, gw = maps.shape
+        peak = maps.reshape(n, -1).argmax(axis=1)
+        rows, cols = np.divmod(peak, gw)
+        points = np.stack([(cols + 0.5) * CROP_SIZE / gw, (rows + 0.5) * CROP_SIZE / gh], axis=1)
+        return 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40))), points, CROP_SIZE / (2 * gw)
 
     def score(self, crops_bgr: list[np.ndarray], crop_labels: list[np.ndarray],
               sources: Sequence[tuple[np.ndarray, tuple[float, float]]] | None = None,
               stills: Sequence[bool] | None = None) -> list[dict[str, float]]:
-        """Per-crop factors; crops are 256x256 BGR uint8, labels 256x256 uint8 class ids.
+        """Per-crop factors (``score_faces`` without the notes)."""
+        return [face.factors for face in self.score_faces(crops_bgr, crop_labels, sources, stills)]
+
+    def score_faces(self, crops_bgr: list[np.ndarray], crop_labels: list[np.ndarray],
+                    sources: Sequence[tuple[np.ndarray, tuple[float, float]]] | None = None,
+                    stills: Sequence[bool] | None = None) -> list[ScoredFace]:
+        """Per-crop factors and notes; crops are 256x256 BGR uint8, labels 256x256 uint8 class ids.
 
         ``sources``: per crop, the frame it was cut from and the face centre in it; the fingerprint
         then reads the face at the frame's own resolution (``native_square``; in a photo the mean over
@@ -127,28 +153,47 @@ class DeepfakeScorer:
         if not crops_bgr:
             return []
         upright = [i for i, lab in enumerate(crop_labels) if looks_upright(lab)]
-        blend = dict(zip(upright, self._blend([crops_bgr[i] for i in upright]).tolist(), strict=True)) \
-            if upright else {}
+        blend: dict[int, tuple[float, np.ndarray]] = {}
+        half = 0
+        if upright:
+            probs, points, half_cell = self._blend([crops_bgr[i] for i in upright])
+            half = max(1, round(half_cell))
+            blend = {i: (float(p), pt) for i, p, pt in zip(upright, probs.tolist(), points, strict=True)}
         readable = {i: [crops_bgr[i]] for i in upright} if sources is None else {
             i: native_squares(*sources[i]) if stills is not None and stills[i] else [native_square(*sources[i])]
             for i in upright if reads_natively(sources[i][0])}
         fingerprint = self._fingerprint_logits(readable)
+        doubts: dict[int, float] = {}
         if sources is not None and stills is not None:
             reads_real = [i for i, z in fingerprint.items() if stills[i] and z < 0.0]
-            for i in self._enlargement_doubts({i: sources[i] for i in reads_real}):
+            doubts = self._enlargement_doubts({i: sources[i] for i in reads_real})
+            for i in doubts:
                 del fingerprint[i]
-        out: list[dict[str, float]] = []
+        out: list[ScoredFace] = []
         for i, (c, lab) in enumerate(zip(crops_bgr, crop_labels, strict=True)):
             if i not in blend:  # not upright: no factor can be read
-                out.append({})
+                out.append(ScoredFace({}, notes.turned_notes(IMAGE_FACTORS)))
                 continue
-            factors = {"blend": float(blend[i])}
+            p_blend, point = blend[i]
+            x, y = int(point[0]), int(point[1])
+            region = notes.cell_region(lab[max(0, y - half):y + half, max(0, x - half):x + half])
+            factors = {"blend": p_blend}
+            seen = {"blend": {**notes.blend_note(p_blend, region), "crop_point": [float(point[0]), float(point[1])]}}
             if i in fingerprint:
                 factors["gan_fingerprint"] = float(sigmoid(fingerprint[i]))
+                seen["gan_fingerprint"] = notes.fingerprint_note(factors["gan_fingerprint"], len(readable[i]), FP_SIZE)
+            elif i in doubts:
+                seen["gan_fingerprint"] = notes.fingerprint_enlarged(doubts[i])
+            elif sources is not None:
+                seen["gan_fingerprint"] = notes.fingerprint_small_frame(min(sources[i][0].shape[:2]), FP_SIZE)
             bf = boundary_features(c, lab)
             if bf is not None:
                 factors["boundary"] = float(self.boundary.prob(bf))
-            out.append(factors)
+                parts = (bf - self.boundary.mean) / self.boundary.std * self.boundary.weights
+                seen["boundary"] = notes.boundary_note(bf, parts)
+            else:
+                seen["boundary"] = notes.boundary_unread()
+            out.append(ScoredFace(factors, seen))
         return out
 
     def _fingerprint_logits(self, squares: Mapping[K, list[np.ndarray]]) -> dict[K, float]:
@@ -163,9 +208,14 @@ class DeepfakeScorer:
             sums.setdefault(key, []).append(z)
         return {key: float(np.mean(zs)) for key, zs in sums.items()}
 
-    def _enlargement_doubts(self, sources: dict[int, tuple[np.ndarray, tuple[float, float]]]) -> set[int]:
+    def _enlargement_doubts(self, sources: dict[int, tuple[np.ndarray, tuple[float, float]]]) -> dict[int, float]:
         """The faces whose fingerprint reads generated once their frame is shrunk by an ENLARGEMENTS
-        factor (where the shrunk frame still holds the square): their own-size reading cannot be trusted."""
+        factor (where the shrunk frame still holds the square), with the smallest such factor: their
+        own-size reading cannot be trusted."""
         shrunk = {(i, f): [sq] for i, (frame, centre) in sources.items() for f in ENLARGEMENTS
                   if (sq := reduced_square(frame, centre, f)) is not None}
-        return {i for (i, _), z in self._fingerprint_logits(shrunk).items() if z > 0.0}
+        doubts: dict[int, float] = {}
+        for (i, f), z in sorted(self._fingerprint_logits(shrunk).items(), key=lambda kv: -kv[0][1]):
+            if z > 0.0:
+                doubts[i] = f
+        return doubts

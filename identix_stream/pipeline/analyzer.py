@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from identix_stream.core.geometry import (
     box_centre,
     box_side,
     crop_window,
+    invert_affine,
     turn_point,
     turns_to_upright,
 )
@@ -35,6 +36,9 @@ from identix_stream.inference.detector import Detection
 from identix_stream.pipeline.orientation import CutFn, FaceView, face_box_at, group_turned, orient_faces
 from identix_stream.pipeline.paste import compose, crop_face, paste_face
 from identix_stream.pipeline.session import Session, SessionKind, TrackData
+
+if TYPE_CHECKING:  # the deepfake module is imported lazily (optional at run time)
+    from identix_stream.inference.deepfake_scorer import ScoredFace
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,18 @@ def upright_source(image: np.ndarray, centre: tuple[float, float], roll: float
         return image, centre
     h, w = image.shape[:2]
     return np.rot90(image, turns), turn_point(centre[0], centre[1], turns, w, h)
+
+
+def _place_blend_point(scored: ScoredFace, crop_affine: np.ndarray) -> None:
+    """Replace the blend note's crop pixel (``crop_point``) by the frame pixel it was cut from (``point``)."""
+    note = scored.notes.get("blend")
+    if note is None or "crop_point" not in note:
+        return
+    point = np.asarray(note.pop("crop_point"), dtype=np.float64)
+    x, y = float(point[0]), float(point[1])
+    m = invert_affine(crop_affine)
+    note["point"] = [round(float(m[0, 0] * x + m[0, 1] * y + m[0, 2]), 1),
+                     round(float(m[1, 0] * x + m[1, 1] * y + m[1, 2]), 1)]
 
 
 @dataclass
@@ -388,11 +404,11 @@ class Analyzer:
             probs_list[k] = view.probs
 
     def _deepfake_factors(self, jobs: list[_Job], faces: list[_Face], crop_labels: list[np.ndarray]
-                          ) -> list[dict[str, float] | None]:
-        """Image factors per face. In streams a track's factors are refreshed at most every
-        ``deepfake_interval_s`` of stream time and reused in between: the running confidence counts at
-        most EVIDENCE_PER_S evidence units per second anyway, and scoring is ~15% of a frame's CPU."""
-        out: list[dict[str, float] | None] = [None] * len(faces)
+                          ) -> list[ScoredFace | None]:
+        """Image factors (and what they saw) per face. In streams a track's factors are refreshed at most
+        every ``deepfake_interval_s`` of stream time and reused in between: the running confidence counts
+        at most EVIDENCE_PER_S evidence units per second anyway, and scoring is ~15% of a frame's CPU."""
+        out: list[ScoredFace | None] = [None] * len(faces)
         if self.scorer is None or not faces:
             return out
         fresh_for = self.deepfake_interval_s - 1e-3  # 1 ms slack: frame times are floats
@@ -412,30 +428,32 @@ class Analyzer:
             sources = [upright_source(jobs[faces[k].job_index].image, box_centre(faces[k].box), faces[k].roll)
                        for k in todo]
             stills = [jobs[faces[k].job_index].session.kind == "image" for k in todo]
-            scored = self.scorer.score([faces[k].crop for k in todo], [crop_labels[k] for k in todo], sources,
-                                       stills)
+            scored = self.scorer.score_faces([faces[k].crop for k in todo], [crop_labels[k] for k in todo], sources,
+                                             stills)
         except Exception:
             log.exception("deepfake scorer failed on a batch of %d faces", len(todo))
             return out
         self.deepfake_scored += len(todo)
-        for k, factors in zip(todo, scored, strict=True):
-            out[k] = factors
+        for k, face in zip(todo, scored, strict=True):
+            _place_blend_point(face, faces[k].affine)
+            out[k] = face
             if k in tracks:
-                tracks[k].factors, tracks[k].factors_ts = factors, jobs[faces[k].job_index].timestamp
+                tracks[k].factors, tracks[k].factors_ts = face, jobs[faces[k].job_index].timestamp
         return out
 
-    def _estimate(self, job: _Job, face: _Face, factors: dict[str, float] | None,
+    def _estimate(self, job: _Job, face: _Face, scored: ScoredFace | None,
                   crop_labels: np.ndarray) -> DeepfakeEstimate:
-        if factors is None or self._fusion is None:
+        if scored is None or self._fusion is None:
             return DeepfakeEstimate()
         try:
             if job.session.kind == "image":
-                est: DeepfakeEstimate = self._fusion.single_image_estimate(factors, box_side(face.box))
+                est: DeepfakeEstimate = self._fusion.single_image_estimate(scored.factors, box_side(face.box),
+                                                                           scored.notes)
                 return est
             data = job.session.track_data(face.track_id)
             if data.evidence is None:
                 data.evidence = self._fusion.TrackEvidence()
-            est = data.evidence.update(factors, crop_labels, face.box, job.timestamp)
+            est = data.evidence.update(scored.factors, crop_labels, face.box, job.timestamp, scored.notes)
             return est
         except Exception:
             log.exception("deepfake fusion failed for track %d", face.track_id)

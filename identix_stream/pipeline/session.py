@@ -53,7 +53,7 @@ class TrackData:
     frames_seen: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
-    factors: dict[str, float] | None = None  # last image factors of the deepfake scorer ...
+    factors: Any = None  # last ScoredFace (image factors and notes) of the deepfake scorer ...
     factors_ts: float | None = None  # ... and the stream time they were computed at
     last_estimate: DeepfakeEstimate = field(default_factory=DeepfakeEstimate)
     timeline: collections.deque[list[float | None]] = field(
@@ -174,7 +174,9 @@ class Session:
                     "frames_seen": data.frames_seen,
                     "first_ts": data.first_ts,
                     "last_ts": data.last_ts,
-                    "deepfake": {"p_fake": est.p_fake, "state": est.state, "verdict": verdict(est)},
+                    # factors and what they saw at the person's last analysed frame (temporal ones: whole track)
+                    "deepfake": {"p_fake": est.p_fake, "state": est.state, "verdict": verdict(est),
+                                 "factors": dict(est.factors), "observations": dict(est.observations)},
                     "timeline": [list(p) for p in data.timeline],
                 })
         return out

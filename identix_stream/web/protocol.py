@@ -253,6 +253,7 @@ def face_json(face: FaceResult, config: LiveConfig) -> dict[str, Any]:
     deepfake = face.deepfake.to_json()
     if not config.factors:
         deepfake.pop("factors", None)
+        deepfake.pop("observations", None)
     out: dict[str, Any] = {
         "track_id": face.track_id,
         "box": _round_box(face.box),

@@ -200,6 +200,24 @@ export function renderLegend(listEl, classes) {
   }
 }
 
+/** "What the factors saw": one line per factor (its note's text), folded away by default. */
+export function observationList(entries) {
+  const box = document.createElement("details");
+  box.className = "observations small";
+  const summary = document.createElement("summary");
+  summary.textContent = "what the factors saw";
+  const list = document.createElement("ul");
+  for (const [name, note] of entries) {
+    const item = document.createElement("li");
+    const label = document.createElement("strong");
+    label.textContent = `${name.replace(/_/g, " ")}: `;
+    item.append(label, document.createTextNode(note && note.text ? note.text : ""));
+    list.append(item);
+  }
+  box.append(summary, list);
+  return box;
+}
+
 /** A list item per face: track id, detector score, deepfake state and the largest regions. */
 export function faceItem(face, classes, index, { still = false } = {}) {
   const li = document.createElement("li");
@@ -243,6 +261,8 @@ export function faceItem(face, classes, index, { still = false } = {}) {
     f.textContent = "factors: " + factors.map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "number" ? v.toFixed(2) : v}`).join(" · ");
     li.append(f);
   }
+  const seen = Object.entries(df.observations || {});
+  if (seen.length) li.append(observationList(seen));
   return li;
 }
 

@@ -5,7 +5,7 @@
 import {
   serverConfig, csrfToken, errorMessage, errorFromText, showMessage, clearMessage, decodeLabelMap,
   colorizeLabels, paintMask, drawFaces, renderLegend, faceItem, trackColor, formatBytes, formatPercent,
-  stateBadge,
+  stateBadge, observationList,
 } from "./common.js";
 import { drawChart } from "./chart.js";
 
@@ -148,6 +148,8 @@ function renderSummary(j, msg) {
     person.append(sw, document.createTextNode(`#${t.track_id}`));
     const verdict = document.createElement("td");
     verdict.append(stateBadge(df.state));
+    const seen = Object.entries(df.observations || {});
+    if (seen.length) verdict.append(observationList(seen));
     tr.append(person, cell(String(t.frames_seen)), cell(`${fmtTime(t.first_ts)} – ${fmtTime(t.last_ts)}`), verdict,
       cell(formatPercent(df.p_fake)));
     body.append(tr);

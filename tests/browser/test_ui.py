@@ -280,6 +280,10 @@ def test_image_upload_draws_the_overlay(page: Any, ui_server: ServerThread, acco
     assert (
         "Person #" in page.locator("#image-faces").inner_text() or "Face 1" in page.locator("#image-faces").inner_text()
     )
+    seen = page.locator("#image-faces details.observations").first
+    seen.locator("summary").click()  # "what the factors saw", folded by default
+    text = seen.inner_text()
+    assert "blend:" in text and "gan fingerprint:" in text and "boundary:" in text, text
     out = page.evaluate(OVERLAY_DIFF_JS)
     assert (out["width"], out["height"]) == (512, 512)
     assert out["diff"] > 0.05 * out["area"], f"the mask overlay is missing: {out}"

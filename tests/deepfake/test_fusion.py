@@ -108,7 +108,9 @@ def test_single_image_is_marked_and_decides_only_when_strong() -> None:
     assert est.p_fake >= 0.9 and est.state == "likely_fake"  # a near-certain GAN fingerprint decides
     weak = single_image_estimate({"blend": 0.6, "gan_fingerprint": 0.6, "boundary": 0.6})
     assert weak.state == "uncertain"
-    assert set(est.to_json()) >= {"p_fake", "state", "factors", "contributions", "single_image"}
+    assert set(est.to_json()) >= {"p_fake", "state", "factors", "contributions", "single_image", "observations"}
+    seen = {"gan_fingerprint": {"text": "read", "squares": 9}}
+    assert single_image_estimate(FAKE_GAN, observations=seen).observations == seen and est.observations == {}
 
 
 def run_track(factors_seq: list[dict[str, float]], fps: float = 25.0, labels_seq: list[np.ndarray] | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.errors import InvalidInput, ModelError
@@ -89,6 +90,8 @@ def test_a_frame_smaller_than_the_fingerprint_square_gets_no_fingerprint(scorer:
     assert "gan_fingerprint" in full and "gan_fingerprint" in edge
     assert "gan_fingerprint" not in tiny
     assert tiny["blend"] == full["blend"]
+    notes = scorer.score_faces([crop], blank[:1], [(small, (75.0, 75.0))])[0].notes
+    assert notes["gan_fingerprint"]["reason"] == "small_image" and notes["gan_fingerprint"]["image_px"] == FP_SIZE - 10
     assert not reads_natively(small) and reads_natively(just_enough)
 
 
@@ -114,12 +117,47 @@ def test_enlarged_gan_faces_lose_the_fingerprint_in_photos_but_not_in_video_fram
     assert len(reads_real) >= 6  # enlarging hides most of them
     dropped = [i for i, x in enumerate(as_photo) if "gan_fingerprint" not in x]
     assert set(dropped) <= set(reads_real) and len(dropped) >= 6
+    photo_notes = scorer.score_faces(crops, blank, [(f, centre(f)) for f in big], [True] * 12)
+    assert {i for i, x in enumerate(photo_notes) if x.notes["gan_fingerprint"].get("reason") == "maybe_enlarged"} \
+        == set(dropped)
+    assert all(photo_notes[i].notes["gan_fingerprint"]["shrink"] in (1.5, 2.0) for i in dropped)
     kept_in_photo = [i for i in range(12) if i not in dropped]
     assert all("gan_fingerprint" in as_photo[i] and as_photo[i]["blend"] == as_video[i]["blend"] for i in kept_in_photo)
     kept = [x for x in native if "gan_fingerprint" in x]
     assert len(kept) >= 10 and sum(x["gan_fingerprint"] > 0.5 for x in kept) >= 8  # at their own size: found
     with pytest.raises(InvalidInput, match="one flag per source frame"):
         scorer.score(crops[:1], blank[:1], [(frames[0], centre(frames[0]))], [True, False])
+
+
+def test_the_blend_maps_mean_is_the_blend_logit_and_its_peak_is_named(scorer: DeepfakeScorer,
+                                                                    shared_data: Path) -> None:
+    """The blend CNN's per-position logit map averages exactly to its logit (the head is linear after
+    the pooling), so the map's peak says where the reading comes from; the note names the parse region
+    there. A crop parsed upside down gets no factors, and every factor's note says why."""
+    from identix_stream.core.classes import L_BROW, L_EYE, MOUTH, R_BROW, R_EYE, SKIN
+    from identix_stream.inference.deepfake_nets import resize_for_sbi, sbi_input
+
+    crops = crops_of(shared_data / "deepfake" / "gan_vs_real_val" / "real", 4)
+    x = sbi_input(resize_for_sbi(crops, scorer.sbi_size), scorer.sbi_equalize)
+    with torch.inference_mode():
+        maps, logits = scorer.sbi.logit_map(x), scorer.sbi(x)
+    assert maps.shape == (4, scorer.sbi_size // 16, scorer.sbi_size // 16)
+    np.testing.assert_allclose(maps.mean((1, 2)).numpy(), logits.numpy(), atol=1e-4)
+
+    upright = np.zeros((256, 256), np.uint8)
+    upright[40:230, 50:206] = SKIN
+    upright[90:100, 70:110], upright[90:100, 146:186] = R_BROW, L_BROW
+    upright[110:125, 75:105], upright[110:125, 151:181] = R_EYE, L_EYE
+    upright[180:200, 100:156] = MOUTH
+    turned = np.ascontiguousarray(upright[::-1])
+    read, unread = scorer.score_faces([crops[0], crops[0]], [upright, turned])
+    assert set(read.factors) == {"blend", "gan_fingerprint", "boundary"}
+    assert read.notes["blend"]["region"] in {"skin", "left eyebrow", "right eyebrow", "left eye", "right eye",
+                                             "mouth", "background", "face outline"}
+    px, py = read.notes["blend"]["crop_point"]
+    assert 0 < px < 256 and 0 < py < 256
+    assert unread.factors == {} and {n["reason"] for n in unread.notes.values()} == {"face_turned"}
+    assert set(unread.notes) == {"blend", "gan_fingerprint", "boundary"}
 
 
 def test_a_photos_fingerprint_is_the_mean_reading_of_its_squares(scorer: DeepfakeScorer, shared_data: Path) -> None:

@@ -4,6 +4,7 @@ the factors nobody could validate on real swap videos weigh in the running confi
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,26 @@ def test_blinks_and_speech_are_not_appearance_jumps() -> None:
     est = run(labels)
     assert est.factors["appearance_jump"] == 0.5
     assert est.factors["blink"] == 0.5
+    # and what they saw: the four blinks, no jump, a mouth that moves
+    seen = est.observations
+    assert (seen["blink"]["blinks"], seen["blink"]["seconds"]) == (4, 11.96)
+    assert seen["blink"]["text"] == "4 blinks in 12.0 s (20 a minute; people blink about 15-20)"
+    assert seen["appearance_jump"]["jumps"] == 0 and seen["appearance_jump"]["steps"] >= 290
+    assert seen["expression"]["mouth_variation"] > 0.15
+
+
+def test_notes_say_what_is_still_missing_and_carry_the_image_factors_notes() -> None:
+    ev = TrackEvidence()
+    image_notes: dict[str, dict[str, Any]] = {
+        "blend": {"text": "no clear blend seam (strongest on the skin)", "region": "skin"}}
+    est = DeepfakeEstimate()
+    for i in range(5):
+        est = ev.update(NEUTRAL, parse(), BOX, i / 25.0, image_notes)
+    assert est.state == "collecting" and est.observations["blend"] == image_notes["blend"]
+    assert est.observations["jitter"] == {"text": "needs 10 frames (5 so far)", "frames": 5}
+    assert "speaks after 10 s" in str(est.observations["blink"]["text"])
+    assert "needs 2 s" in str(est.observations["expression"]["text"])
+    assert "observations" in est.to_json() and est.to_json()["observations"]["blend"] == image_notes["blend"]
 
 
 def test_a_face_whose_proportions_flicker_is_reported() -> None:
@@ -92,7 +113,10 @@ def test_unvalidated_temporal_factors_count_a_quarter_and_cannot_decide() -> Non
     for name in ("jitter", "appearance_jump"):
         p = est.factors[name]
         assert p is not None and p >= 0.75
+        assert est.observations[name]["text"]
         assert TEMPORAL_WEIGHTS[name] == 0.25
         assert math.isclose(est.contributions[name], round(0.25 * factor_logit(p), 4), abs_tol=1e-4)
     assert est.state != "likely_fake"
     assert (est.p_fake or 1.0) < FAKE_AT
+    assert est.observations["jitter"]["box"] > 0.04  # the shaking box, per face size and frame
+    assert est.observations["appearance_jump"]["jumps"] >= 0.1 * est.observations["appearance_jump"]["steps"]

@@ -118,7 +118,8 @@ def _result(labels: np.ndarray) -> FrameResult:
         box=(10.123, 20.0, 200.55, 240.0),
         score=0.98765,
         class_areas={"skin": 1200, "nose": 80},
-        deepfake=DeepfakeEstimate(p_fake=0.12345, state="likely_real", factors={"blink": 0.5, "jitter": None}),
+        deepfake=DeepfakeEstimate(p_fake=0.12345, state="likely_real", factors={"blink": 0.5, "jitter": None},
+                                  observations={"blink": {"text": "3 blinks in 12.0 s", "blinks": 3}}),
         track_state="confirmed",
         landmarks=((50.0, 60.0), (70.0, 61.0)),
     )
@@ -143,6 +144,7 @@ def test_result_message_round_trips_a_real_label_map(shared_data: Path) -> None:
     assert face["track_state"] == "confirmed" and face["class_areas"] == {"skin": 1200, "nose": 80}
     assert face["deepfake"]["state"] == "likely_real" and face["deepfake"]["p_fake"] == 0.1235
     assert face["deepfake"]["factors"] == {"blink": 0.5, "jitter": None}
+    assert face["deepfake"]["observations"] == {"blink": {"text": "3 blinks in 12.0 s", "blinks": 3}}
     assert "landmarks" not in face
     np.testing.assert_array_equal(protocol.decode_label_map(msg["label_map"]), labels)
     assert len(msg["label_map"]["data"]) < labels.size // 10  # far smaller than raw bytes
@@ -160,7 +162,7 @@ def test_result_message_honours_the_config(shared_data: Path) -> None:
     np.testing.assert_array_equal(small, expected)
     assert set(np.unique(small)) <= set(np.unique(labels))
     assert msg["faces"][0]["landmarks"] == [[50.0, 60.0], [70.0, 61.0]]
-    assert "factors" not in msg["faces"][0]["deepfake"]
+    assert "factors" not in msg["faces"][0]["deepfake"] and "observations" not in msg["faces"][0]["deepfake"]
     assert protocol.result_message(result, LiveConfig(mask="none"))["label_map"] is None
 
 

@@ -96,6 +96,12 @@ def test_image_multipart_group_photo(client: httpx.Client, shared_data: Path) ->
         assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
         assert face["class_areas"]["skin"] > 500
         assert "state" in face["deepfake"]
+        # what each image factor saw: a note for every one, read or not; the blend CNN's peak lies near the face
+        seen = face["deepfake"]["observations"]
+        assert set(seen) == {"blend", "gan_fingerprint", "boundary"} and all(n["text"] for n in seen.values())
+        px, py = seen["blend"]["point"]
+        side = max(x2 - x1, y2 - y1)
+        assert x1 - side <= px <= x2 + side and y1 - side <= py <= y2 + side
         # the label map really has this face's skin inside its box
         assert (labels[int(y1):int(y2), int(x1):int(x2)] == 1).sum() > 0.3 * face["class_areas"]["skin"]
     # the overlay differs from the photo exactly where there are labels
@@ -168,6 +174,9 @@ def test_video_one_shot_classic_mp4(client: httpx.Client, server: ServerThread, 
     assert track["frames_seen"] >= 0.9 * 36 and track["last_ts"] > 6.5
     assert track["deepfake"]["verdict"] in ("real", "fake", "uncertain", "insufficient_evidence")
     assert len(track["timeline"]) == track["frames_seen"]
+    seen = track["deepfake"]["observations"]  # the temporal factors' notes cover the whole track
+    assert seen["blink"]["seconds"] == pytest.approx(track["last_ts"] - track["first_ts"], abs=0.01)
+    assert seen["jitter"]["box"] >= 0 and "blend" in seen and set(track["deepfake"]["factors"]) >= {"blend", "jitter"}
 
     status = client.get(f"/api/videos/{job['job_id']}").json()
     assert (status["state"], status["annotated"]) == ("done", "ready")
