@@ -182,7 +182,27 @@ export function drawFaces(ctx, faces, sx, sy) {
     ctx.fillRect(x1 * sx, ty, tw, fontPx + 6);
     ctx.fillStyle = color;
     ctx.fillText(text, x1 * sx + 4, ty + 3);
+    drawBlendPeak(ctx, face, sx, sy, lw);
   }
+  ctx.restore();
+}
+
+/** Where the blend CNN's evidence peaks (observations.blend.point), marked only when it reads a
+ * seam (blend >= 0.5): a dashed ring a quarter of the face box across. */
+export function drawBlendPeak(ctx, face, sx, sy, lw) {
+  const df = face.deepfake || {};
+  const blend = (df.factors || {}).blend;
+  const point = ((df.observations || {}).blend || {}).point;
+  if (typeof blend !== "number" || blend < 0.5 || !Array.isArray(point)) return;
+  const [x1, y1, x2, y2] = face.box;
+  const r = Math.max(6, 0.125 * Math.max((x2 - x1) * sx, (y2 - y1) * sy));
+  ctx.save();
+  ctx.strokeStyle = "#ffd400";
+  ctx.lineWidth = lw;
+  ctx.setLineDash([4, 3]);
+  ctx.beginPath();
+  ctx.arc(point[0] * sx, point[1] * sy, r, 0, 2 * Math.PI);
+  ctx.stroke();
   ctx.restore();
 }
 

@@ -318,6 +318,29 @@ def test_image_upload_draws_the_overlay(page: Any, ui_server: ServerThread, acco
     shoot(page, "image-group")
 
 
+BLEND_PEAK_JS = """async (blend) => {
+  const { drawFaces } = await import('/static/js/common.js');
+  const canvas = document.createElement('canvas');
+  canvas.width = 400; canvas.height = 400;
+  const ctx = canvas.getContext('2d');
+  const face = {track_id: 1, box: [100, 100, 300, 300], deepfake: {p_fake: 0.5, factors: {blend},
+                observations: {blend: {text: 'x', region: 'face outline', point: [150, 260]}}}};
+  drawFaces(ctx, [face], 1, 1);
+  // the ring (radius 25 around the point) in a 12x12 window where it crosses the point's row
+  const px = ctx.getImageData(169, 254, 12, 12).data;
+  let yellow = 0;
+  for (let i = 0; i < px.length; i += 4) if (px[i] > 200 && px[i + 1] > 180 && px[i + 2] < 80) yellow++;
+  return yellow;
+}"""
+
+
+def test_the_overlay_marks_where_the_blend_evidence_peaks(page: Any, ui_server: ServerThread, account: str) -> None:
+    """A face the blend CNN reads as blended gets a ring at its note's point; below 0.5 none."""
+    sign_in(page, ui_server, account, next_path="/image")
+    assert page.evaluate(BLEND_PEAK_JS, 0.9) > 5
+    assert page.evaluate(BLEND_PEAK_JS, 0.3) == 0
+
+
 def test_image_upload_rejects_a_non_image(page: Any, ui_server: ServerThread, account: str, tmp_path: Path) -> None:
     bogus = tmp_path / "notes.jpg"
     bogus.write_bytes(b"this is not a JPEG at all" * 20)
