@@ -6,7 +6,8 @@ image where no face is found is scored as one whole-image crop (marked ``face_de
 Videos run the stream path (detect, track, parse, score, running evidence) and each person (track)
 is scored over the whole clip (or its first ``--max-seconds``) by its final running p_fake; persons
 seen in fewer than ``--min-frames`` frames are skipped. Prints AUC, EER, accuracy at p_fake >= 0.5,
-counts, final states, per-factor AUCs.
+counts, final states, how many items left a factor unread and why (``unread_factors``, from the
+factors' notes), per-factor AUCs.
 
 ``--downscale S`` / ``--upscale S`` / ``--crf N`` / ``--jpeg Q`` score worse copies of every input
 instead (shrunk or enlarged by S, videos re-encoded with H.264 at CRF N, images JPEG'd at quality Q;
@@ -49,6 +50,11 @@ def _files(folder: Path) -> list[Path]:
     return files
 
 
+def unread_factors(observations: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Factor -> why it was not read (the ``reason`` of its note), for the factors left out."""
+    return {name: str(note["reason"]) for name, note in observations.items() if "reason" in note}
+
+
 async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> dict[str, Any] | None:
     """The service's single-image answer for the file's most confident face. A file where the
     detector finds no face (a very tight crop) is scored as one whole-image crop instead, marked
@@ -73,15 +79,16 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> d
     if faces:
         est = max(faces, key=lambda f: f.score).deepfake
         return {"file": path.name, "p_fake": est.p_fake, "state": est.state, "factors": dict(est.factors),
-                "faces": len(faces), "face_detected": True}
+                "unread": unread_factors(est.observations), "faces": len(faces), "face_detected": True}
     h, w = img.shape[:2]
     interp = cv2.INTER_AREA if min(h, w) > CROP else cv2.INTER_LINEAR
     crop = cv2.resize(img, (CROP, CROP), interpolation=interp)
     labels = analyzer.runtime.labels([crop])
-    factors = analyzer.scorer.score([crop], labels, [(img, (w / 2, h / 2))], [True])[0]
-    whole = single_image_estimate(factors, max(h, w) / SERVICE_CROP_SCALE)  # scored as a service crop
-    return {"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": factors,
-            "faces": 0, "face_detected": False}
+    scored = analyzer.scorer.score_faces([crop], labels, [(img, (w / 2, h / 2))], [True])[0]
+    # scored as a service crop
+    whole = single_image_estimate(scored.factors, max(h, w) / SERVICE_CROP_SCALE, scored.notes)
+    return {"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": scored.factors,
+            "unread": unread_factors(whole.observations), "faces": 0, "face_detected": False}
 
 
 async def _score_video(
@@ -120,7 +127,7 @@ async def _score_video(
             continue
         factors = {k: sums[tid][k] / counts[tid][k] for k in sums[tid]}
         items.append({"file": path.name, "track_id": tid, "frames": frames[tid], "p_fake": est.p_fake,
-                      "state": est.state, "factors": factors})
+                      "state": est.state, "factors": factors, "unread": unread_factors(est.observations)})
     log.info("%s: %s", path.name, [(i["track_id"], i["state"], round(i["p_fake"], 3)) for i in items])
     return items
 
@@ -199,6 +206,12 @@ def summarize(real: list[dict[str, Any]], fake: list[dict[str, Any]]) -> dict[st
     for cls, items in (("real", real), ("fake", fake)):
         for i in items:
             states[cls][i["state"]] = states[cls].get(i["state"], 0) + 1
+    unread: dict[str, dict[str, int]] = {"real": {}, "fake": {}}
+    for cls, items in (("real", real), ("fake", fake)):
+        for i in items:
+            for name, reason in i.get("unread", {}).items():
+                key = f"{name}: {reason}"
+                unread[cls][key] = unread[cls].get(key, 0) + 1
     return {
         "auc": round(roc_auc(r, f), 4),
         "eer": round(e, 4),
@@ -209,6 +222,7 @@ def summarize(real: list[dict[str, Any]], fake: list[dict[str, Any]]) -> dict[st
         "images_without_detected_face": {cls: sum(1 for i in items if i.get("face_detected") is False)
                                          for cls, items in (("real", real), ("fake", fake))},
         "states": states,
+        "unread_factors": unread,
         "factor_auc": factor_auc,
     }
 
@@ -237,8 +251,8 @@ def run(args: argparse.Namespace) -> int:
         report["items"] = groups["real"] + groups["fake"]
         print(json.dumps(report, indent=2))
     else:
-        for k in ("auc", "eer", "accuracy", "counts", "images_without_detected_face", "states", "factor_auc",
-                  "degradation"):
+        for k in ("auc", "eer", "accuracy", "counts", "images_without_detected_face", "states", "unread_factors",
+                  "factor_auc", "degradation"):
             if k in report:
                 print(f"{k}: {report[k]}")
     sys.stdout.flush()

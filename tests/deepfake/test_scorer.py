@@ -211,6 +211,11 @@ def test_eval_deepfake_cli_on_images(
     assert report["images_without_detected_face"] == {"real": 1, "fake": 0}
     by_file = {i["file"]: i for i in report["items"]}
     assert by_file["zz_patch.png"]["face_detected"] is False and by_file["zz_patch.png"]["faces"] == 0
+    # a 60-px patch cannot hold the fingerprint's square: said per item and counted in the report
+    assert by_file["zz_patch.png"]["unread"]["gan_fingerprint"] in ("small_image", "face_turned")
+    assert sum(report["unread_factors"]["real"].values()) >= 1
+    assert sum(n for k, n in report["unread_factors"]["fake"].items() if k.startswith("gan_fingerprint")) \
+        == sum("gan_fingerprint" not in i["factors"] for i in report["items"] if i["label"] == "fake")
     assert sum(i["face_detected"] for i in report["items"]) == 12
     assert 0.0 <= report["auc"] <= 1.0 and 0.0 <= report["eer"] <= 1.0 and 0.0 <= report["accuracy"] <= 1.0
     assert {"blend", "gan_fingerprint"} <= set(report["factor_auc"])
