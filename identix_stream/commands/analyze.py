@@ -200,6 +200,26 @@ async def _run_video(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _factor_lines(df: dict[str, Any], indent: str) -> list[str]:
+    """One line per factor: its 0-1 score and what it saw (for a factor not read: why, or what it
+    still needs)."""
+    factors, seen = df.get("factors") or {}, df.get("observations") or {}
+    lines = []
+    for name in list(factors) + [n for n in seen if n not in factors]:
+        value, note = factors.get(name), str(seen.get(name, {}).get("text", ""))
+        label = name.replace("_", " ")
+        if value is not None:
+            head = f"{label} {value:.2f}"
+        else:
+            head = label if note.startswith("not ") else f"{label} (not yet)"
+        lines.append(f"{indent}{head}" + (f": {note}" if note else "") + "\n")
+    return lines
+
+
 def _print_summary(report: dict[str, Any]) -> None:
     out = sys.stdout
     if report["kind"] == "image":
@@ -207,7 +227,8 @@ def _print_summary(report: dict[str, Any]) -> None:
         for face in report["faces"]:
             df = face["deepfake"]
             out.write(f"  face #{face['track_id']} box={face['box']} score={face['score']:.2f} "
-                      f"deepfake={df['state']} p_fake={df['p_fake']}\n")
+                      f"deepfake={df['state']} p_fake={_p(df['p_fake'])}\n")
+            out.writelines(_factor_lines(df, "    "))
     else:
         v = report.get("video", {})
         t = report.get("timing", {})
@@ -220,7 +241,8 @@ def _print_summary(report: dict[str, Any]) -> None:
             df = track["deepfake"]
             out.write(f"  person #{track['track_id']}: {track['frames_seen']} frames "
                       f"({track['first_ts']:.2f}-{track['last_ts']:.2f} s), deepfake verdict {df['verdict']} "
-                      f"(state {df['state']}, p_fake {df['p_fake']})\n")
+                      f"(state {df['state']}, p_fake {_p(df['p_fake'])})\n")
+            out.writelines(_factor_lines(df, "    "))
         if report.get("warning"):
             out.write(f"  warning: {report['warning']['message']}\n")
     if report.get("out"):

@@ -66,6 +66,19 @@ def test_video_summary_stride_and_annotated_mp4(monkeypatch: pytest.MonkeyPatch,
     # the human summary names the person and the stride
     code, stdout, _ = run_cli(monkeypatch, capsys, model_env, str(clip), "--stride", "54", "--no-progress")
     assert code == 0 and "person #1" in stdout and "stride 54" in stdout
+    # ... and what each factor saw: 4 frames over ~5.4 s are too few for the temporal factors to speak yet
+    assert "    blend 0." in stdout and "    jitter (not yet): needs 10 frames (4 so far)" in stdout
+    assert "    blink (not yet): " in stdout and "speaks after 10 s" in stdout
+
+
+def test_image_summary_says_why_a_factor_was_not_read(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      model_env: dict[str, str], shared_data: Path) -> None:
+    crop = shared_data / "deepfake/dfdc_crops/real/abarnvbtwb-003-00.png"  # 94x121: under the fingerprint's 160 px
+    code, stdout, _ = run_cli(monkeypatch, capsys, model_env, str(crop))
+    assert code == 0 and "face #1" in stdout
+    assert "    gan fingerprint: not read: the image is 94 px on its short side" in stdout
+    assert "    blend 0." in stdout
 
 
 @pytest.mark.parametrize("name", ["empty", "audio"])
