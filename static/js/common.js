@@ -220,10 +220,22 @@ export function renderLegend(listEl, classes) {
   }
 }
 
-/** "What the factors saw": one line per factor (its note's text), folded away by default. */
-export function observationList(entries) {
+// Which "what the factors saw" lists the user unfolded, by person: live and video redraw the face
+// list on every result, and a list must stay open across those redraws.
+const openObservations = new Set();
+
+/** "What the factors saw": one line per factor (its note's text), folded away by default; ``key``
+ * (e.g. the track id) keeps it unfolded across redraws once the user opened it. */
+export function observationList(entries, key = null) {
   const box = document.createElement("details");
   box.className = "observations small";
+  if (key !== null) {
+    box.open = openObservations.has(key);
+    box.addEventListener("toggle", () => {
+      if (box.open) openObservations.add(key);
+      else openObservations.delete(key);
+    });
+  }
   const summary = document.createElement("summary");
   summary.textContent = "what the factors saw";
   const list = document.createElement("ul");
@@ -282,7 +294,7 @@ export function faceItem(face, classes, index, { still = false } = {}) {
     li.append(f);
   }
   const seen = Object.entries(df.observations || {});
-  if (seen.length) li.append(observationList(seen));
+  if (seen.length) li.append(observationList(seen, face.track_id ?? index));
   return li;
 }
 

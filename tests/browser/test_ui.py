@@ -188,7 +188,11 @@ def _run_live(page: Any, server: ServerThread, transport: str) -> dict[str, Any]
     page.locator(f"input[name=transport][value={transport}]").check()
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("() => Number(document.getElementById('stat-results').textContent) >= 6", timeout=240_000)
-    page.wait_for_timeout(700)  # let the readout refresh (every 500 ms)
+    # "what the factors saw" stays unfolded while new results redraw the face list
+    page.locator("#live-faces details.observations summary").first.click()
+    page.wait_for_timeout(700)  # let the readout refresh (every 500 ms); several results redraw the list
+    notes_open = page.evaluate("() => !!document.querySelector('#live-faces details.observations[open]')")
+    notes_text = page.locator("#live-faces details.observations").first.inner_text()
     pixels = page.evaluate(CANVAS_PIXELS_JS, ["live-overlay", list(SKIN)])
     readout = {
         "fps": page.locator("#stat-fps").inner_text(),
@@ -196,6 +200,8 @@ def _run_live(page: Any, server: ServerThread, transport: str) -> dict[str, Any]
         "dropped": page.locator("#stat-dropped").inner_text(),
         "status": page.locator("#live-status").inner_text(),
         "faces": page.locator("#live-faces").inner_text(),
+        "notes_open": notes_open,
+        "notes": notes_text,
     }
     shoot(page, f"live-{transport}")
     page.get_by_role("button", name="Stop").click()
@@ -216,6 +222,7 @@ def test_live_draws_the_overlay(page: Any, ui_server: ServerThread, account: str
     assert float(out["fps"]) > 0, out
     assert out["latency"].endswith("ms"), out
     assert ("WebRTC" if transport == "webrtc" else "WebSocket") in out["status"]
+    assert out["notes_open"] and "blink:" in out["notes"] and "jitter:" in out["notes"], out
 
 
 def test_live_reports_a_denied_camera(browser: Any, ui_server: ServerThread, account: str) -> None:
