@@ -283,7 +283,7 @@ class TrackEvidence:
         self._desc_steps: deque[float] = deque(maxlen=120)
         self._jumps = 0
         self._desc_n = 0
-        self._factor_sums: dict[str, float] = {}
+        self._factor_sums: dict[str, tuple[float, int]] = {}  # frame factor -> (sum, frames it was read in)
         self._estimate = DeepfakeEstimate()
 
     @property
@@ -385,7 +385,8 @@ class TrackEvidence:
         self._update_jumps(face_layout(*moments))
         for k in FRAME_FACTORS:
             if k in factors:
-                self._factor_sums[k] = self._factor_sums.get(k, 0.0) + float(factors[k])
+                total, n = self._factor_sums.get(k, (0.0, 0))
+                self._factor_sums[k] = (total + float(factors[k]), n + 1)
 
         span = t - self._t0
         temporal, temporal_seen = self._temporal(span)
@@ -421,5 +422,5 @@ class TrackEvidence:
         return self._estimate
 
     def mean_factors(self) -> dict[str, float]:
-        """Each frame factor averaged over the whole track (for per-person summaries)."""
-        return {k: v / self._n for k, v in self._factor_sums.items()} if self._n else {}
+        """Each frame factor averaged over the track's frames it was read in (per-person summaries)."""
+        return {k: total / n for k, (total, n) in self._factor_sums.items()}

@@ -169,14 +169,18 @@ class Session:
                 if data.frames_seen == 0:
                     continue
                 est = data.last_estimate
+                factors = dict(est.factors)  # temporal factors: over the whole track already
+                if data.evidence is not None:
+                    factors.update({k: round(v, 4) for k, v in data.evidence.mean_factors().items()})
                 out.append({
                     "track_id": tid,
                     "frames_seen": data.frames_seen,
                     "first_ts": data.first_ts,
                     "last_ts": data.last_ts,
-                    # factors and what they saw at the person's last analysed frame (temporal ones: whole track)
+                    # image factors averaged over the person's frames; what each factor saw at the last
+                    # analysed frame (the temporal ones over the whole track)
                     "deepfake": {"p_fake": est.p_fake, "state": est.state, "verdict": verdict(est),
-                                 "factors": dict(est.factors), "observations": dict(est.observations)},
+                                 "factors": factors, "observations": dict(est.observations)},
                     "timeline": [list(p) for p in data.timeline],
                 })
         return out

@@ -177,6 +177,9 @@ def test_video_one_shot_classic_mp4(client: httpx.Client, server: ServerThread, 
     seen = track["deepfake"]["observations"]  # the temporal factors' notes cover the whole track
     assert seen["blink"]["seconds"] == pytest.approx(track["last_ts"] - track["first_ts"], abs=0.01)
     assert seen["jitter"]["box"] >= 0 and "blend" in seen and set(track["deepfake"]["factors"]) >= {"blend", "jitter"}
+    # the summary's image factors are the person's means (every analysed frame is scored afresh at stride 6)
+    blends = [f["deepfake"]["factors"]["blend"] for r in results for f in r["faces"]]
+    assert track["deepfake"]["factors"]["blend"] == pytest.approx(sum(blends) / len(blends), abs=1e-3)
 
     status = client.get(f"/api/videos/{job['job_id']}").json()
     assert (status["state"], status["annotated"]) == ("done", "ready")
