@@ -24,6 +24,10 @@ class Logistic:
     def prob(self, x: np.ndarray) -> np.ndarray:
         return sigmoid(self.logit(x))
 
+    def parts(self, x: np.ndarray) -> np.ndarray:
+        """Each feature's share of the log-odds (without the bias) for rows of x (or one row)."""
+        return (np.asarray(x, dtype=np.float64) - self.mean) / self.std * self.weights
+
     def to_json(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist(), "weights": self.weights.tolist(),
                 "bias": float(self.bias)}

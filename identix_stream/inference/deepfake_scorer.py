@@ -68,6 +68,14 @@ class ScoredFace:
     notes: dict[str, notes.Note] = field(default_factory=dict)
 
 
+def _blend_seen(p: float, point: np.ndarray, labels: np.ndarray, half: int) -> notes.Note:
+    """The blend note, with the parse region of the map cell around ``point`` and the point itself
+    (crop pixels, ``crop_point``)."""
+    x, y = int(point[0]), int(point[1])
+    region = notes.cell_region(labels[max(0, y - half):y + half, max(0, x - half):x + half])
+    return {**notes.blend_note(p, region), "crop_point": [float(point[0]), float(point[1])]}
+
+
 def _load_head(path: Path, fmt: str, n_features: int) -> Logistic:
     if not path.is_file():
         raise ModelError(f"deepfake model file not found: {path}")
@@ -175,10 +183,8 @@ class DeepfakeScorer:
                 out.append(ScoredFace({}, notes.turned_notes(IMAGE_FACTORS)))
                 continue
             p_blend, point = blend[i]
-            x, y = int(point[0]), int(point[1])
-            region = notes.cell_region(lab[max(0, y - half):y + half, max(0, x - half):x + half])
             factors = {"blend": p_blend}
-            seen = {"blend": {**notes.blend_note(p_blend, region), "crop_point": [float(point[0]), float(point[1])]}}
+            seen = {"blend": _blend_seen(p_blend, point, lab, half)}
             if i in fingerprint:
                 factors["gan_fingerprint"] = float(sigmoid(fingerprint[i]))
                 seen["gan_fingerprint"] = notes.fingerprint_note(factors["gan_fingerprint"], len(readable[i]), FP_SIZE)
@@ -189,8 +195,7 @@ class DeepfakeScorer:
             bf = boundary_features(c, lab)
             if bf is not None:
                 factors["boundary"] = float(self.boundary.prob(bf))
-                parts = (bf - self.boundary.mean) / self.boundary.std * self.boundary.weights
-                seen["boundary"] = notes.boundary_note(bf, parts)
+                seen["boundary"] = notes.boundary_note(bf, self.boundary.parts(bf))
             else:
                 seen["boundary"] = notes.boundary_unread()
             out.append(ScoredFace(factors, seen))

@@ -178,5 +178,9 @@ def test_logistic_fit_and_round_trip() -> None:
     assert roc_auc(head.logit(x[y == 0]), head.logit(x[y == 1])) > 0.95
     again = Logistic.from_json(head.to_json())
     assert np.allclose(again.prob(x), head.prob(x))
+    # each feature's share of the log-odds: they add up to it, and the noise feature's is the smallest
+    parts = head.parts(x)
+    assert np.allclose(parts.sum(1) + head.bias, head.logit(x))
+    assert np.abs(parts[:, 2]).mean() < 0.2 * np.abs(parts[:, 0]).mean()
     with pytest.raises(ValueError):
         fit_logistic(x, np.zeros(400))
