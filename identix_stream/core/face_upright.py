@@ -134,3 +134,47 @@ def eye_line_residual_deg(crop_labels: np.ndarray) -> float | None:
     left = (float(sum_x[L_EYE] / counts[L_EYE]), float(sum_y[L_EYE] / counts[L_EYE]))
     right = (float(sum_x[R_EYE] / counts[R_EYE]), float(sum_y[R_EYE] / counts[R_EYE]))
     return roll_angle_deg(left, right)
+
+
+# Streams (live, uploaded videos) get no per-face orientation search on every frame (three more
+# parses a frame). A video stored upside down without rotation metadata is the case that needs one:
+# BlazeFace reports its faces as upright (session 15: right for 0 of 144 upside-down photo faces), so
+# every crop is cut upside down and no factor is read, or the blend CNN reads the badly framed crop
+# (real talking heads turned 180 degrees: p 0.36 / 0.54 after 3 s, 0.16 / 0.08 upright). So the photo
+# search (pipeline/orientation.py) runs on a stream's first STREAM_TURN_FACES faces; when most of them
+# are upright only after a half turn, the stream's faces are detected in the frame turned by 180
+# degrees from then on (boxes mapped back): p 0.20 / 0.11, both likely_real. Sideways streams (90 or
+# 270 degrees) are left to the detector: its keypoints give roughly the right roll there, and detecting
+# in the turned frame measured mixed over 10 turned real clips (highest p 0.74 -> 0.59, but three
+# clips higher and one no longer likely_real).
+STREAM_TURN_FACES = 3
+STREAM_TURN_MIN_DEG = 135.0  # a face counts as upside down only this far from upright
+HALF_TURN = 2  # np.rot90 quarter turns
+
+
+def _wrap_deg(a: float) -> float:
+    return (a + 180.0) % 360.0 - 180.0
+
+
+class StreamOrientation:
+    """How many ``np.rot90`` turns (0, or 2 for a stream stored upside down) bring a stream's faces
+    upright, decided once by a majority of its first STREAM_TURN_FACES faces' upright rolls (in frame
+    coordinates)."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.decided = False
+        self._votes: list[int] = []
+
+    def observe(self, upright_roll_deg: float) -> bool:
+        """Count one face's roll as the orientation search found it; True when this decides a turn."""
+        if self.decided:
+            return False
+        roll = _wrap_deg(upright_roll_deg)
+        self._votes.append(HALF_TURN if abs(roll) >= STREAM_TURN_MIN_DEG else 0)
+        if len(self._votes) < STREAM_TURN_FACES:
+            return False
+        self.decided = True
+        best = max(range(4), key=self._votes.count)
+        self.turns = best if 2 * self._votes.count(best) > len(self._votes) else 0
+        return self.turns != 0

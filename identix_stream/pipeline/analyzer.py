@@ -32,7 +32,7 @@ from identix_stream.core.geometry import (
 from identix_stream.core.types import DeepfakeEstimate, FaceResult, FrameResult
 from identix_stream.errors import InvalidInput, ModelError, ShuttingDown
 from identix_stream.inference.batcher import Batcher
-from identix_stream.inference.detector import Detection
+from identix_stream.inference.detector import Detection, unturn_detection
 from identix_stream.pipeline.orientation import CutFn, FaceView, face_box_at, group_turned, orient_faces
 from identix_stream.pipeline.paste import compose, crop_face, paste_face
 from identix_stream.pipeline.session import Session, SessionKind, TrackData
@@ -260,8 +260,11 @@ class Analyzer:
                 # in tiles when big
                 if job.session.kind == "image" and self.photo_orientation_search:
                     dets, alternates = self._detect_photo(job.image)
+                elif job.session.kind == "image":
+                    dets = self.detector.detect(job.image, tile=True)
+                    alternates = [()] * len(dets)
                 else:
-                    dets = self.detector.detect(job.image, tile=True if job.session.kind == "image" else None)
+                    dets = self._detect_stream(job)
                     alternates = [()] * len(dets)
                 detect_ms[i] = (time.perf_counter() - t0) * 1000
                 boxes = [d.face_box() for d in dets]
@@ -282,6 +285,7 @@ class Analyzer:
         t0 = time.perf_counter()
         probs_list = self._parse_crops([f.crop for f in faces])
         self._orient_photo_faces(jobs, faces, probs_list)
+        self._probe_stream_orientation(jobs, faces, probs_list)
         parse_ms = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         crop_labels: list[np.ndarray] = []
@@ -350,6 +354,18 @@ class Analyzer:
             out.extend(self.runtime.parse(chunk).unbind(0))
         return out
 
+    def _detect_stream(self, job: _Job) -> list[Detection]:
+        """Faces of a stream frame, detected in the frame turned by the stream's decided quarter turns
+        (``core/face_upright.py: StreamOrientation``) and mapped back onto it."""
+        if self.detector is None:
+            raise ModelError("models are not loaded")
+        turns = job.session.orientation.turns
+        if not turns:
+            return self.detector.detect(job.image, tile=None)
+        h, w = job.image.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(job.image, turns))
+        return [unturn_detection(d, turns, w, h) for d in self.detector.detect(turned, tile=None)]
+
     def _detect_photo(self, image: np.ndarray) -> tuple[list[Detection], list[tuple[Detection, ...]]]:
         """Faces of a single image, searched upright and turned (pipeline/orientation.py). A face only
         the turned copies found is kept only if its crop parses as an upright face: turning the photo
@@ -370,12 +386,10 @@ class Analyzer:
             alternates.append(others)
         return dets, alternates
 
-    def _orient_photo_faces(self, jobs: list[_Job], faces: list[_Face], probs_list: list[torch.Tensor]) -> None:
-        """Re-cut every face of single images at the roll its parse shows upright (pipeline/orientation.py),
-        in place."""
-        idx = [k for k, f in enumerate(faces) if jobs[f.job_index].session.kind == "image"]
-        if not idx or self.runtime is None or not self.photo_orientation_search:
-            return
+    def _cutters(self, jobs: list[_Job], faces: list[_Face], idx: list[int]) -> list[CutFn]:
+        """For each face in ``idx``: cut its crop at any roll (with a face box found for that roll)."""
+        if self.runtime is None:
+            raise ModelError("models are not loaded")
         size, shift_y = self.runtime.input_size, self.runtime.spec.crop_shift_y
         detector = self.detector
 
@@ -394,14 +408,36 @@ class Analyzer:
 
             return cut
 
+        return [cutter(faces[k]) for k in idx]
+
+    def _orient_photo_faces(self, jobs: list[_Job], faces: list[_Face], probs_list: list[torch.Tensor]) -> None:
+        """Re-cut every face of single images at the roll its parse shows upright (pipeline/orientation.py),
+        in place."""
+        idx = [k for k, f in enumerate(faces) if jobs[f.job_index].session.kind == "image"]
+        if not idx or self.runtime is None or not self.photo_orientation_search:
+            return
         first = [FaceView.parsed(faces[k].roll, faces[k].box, faces[k].crop, faces[k].affine, probs_list[k])
                  for k in idx]
         alternates = [[(d.roll_deg, d.face_box()) for d in faces[k].alternates] for k in idx]
-        views = orient_faces(first, [cutter(faces[k]) for k in idx], self._parse_crops, alternates)
+        views = orient_faces(first, self._cutters(jobs, faces, idx), self._parse_crops, alternates)
         for k, view in zip(idx, views, strict=True):
             f = faces[k]
             f.roll, f.box, f.crop, f.affine = view.roll, view.box, view.crop, view.affine
             probs_list[k] = view.probs
+
+    def _probe_stream_orientation(self, jobs: list[_Job], faces: list[_Face], probs_list: list[torch.Tensor]
+                                  ) -> None:
+        """Run the photo orientation search on the faces of streams whose turn is not decided yet (their
+        first few faces, ``core/face_upright.py: StreamOrientation``); this frame keeps its own crops."""
+        idx = [k for k, f in enumerate(faces)
+               if jobs[f.job_index].session.kind != "image" and not jobs[f.job_index].session.orientation.decided]
+        if not idx or self.runtime is None or not self.photo_orientation_search:
+            return
+        first = [FaceView.parsed(faces[k].roll, faces[k].box, faces[k].crop, faces[k].affine, probs_list[k])
+                 for k in idx]
+        views = orient_faces(first, self._cutters(jobs, faces, idx), self._parse_crops, [[] for _ in idx])
+        for k, view in zip(idx, views, strict=True):
+            jobs[faces[k].job_index].session.observe_orientation(view.roll)
 
     def _deepfake_factors(self, jobs: list[_Job], faces: list[_Face], crop_labels: list[np.ndarray]
                           ) -> list[ScoredFace | None]:

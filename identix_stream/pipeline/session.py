@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
 import math
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from identix_stream.core.face_upright import StreamOrientation
 from identix_stream.core.geometry import CropWindow, crop_window
 from identix_stream.core.tracking import FaceTracker
 from identix_stream.core.types import DeepfakeEstimate
@@ -41,6 +43,7 @@ RESET_SHIFT = 0.25  # a centre move above this fraction of the window side resta
 RESET_SCALE = 0.25  # ... as does a side change above this fraction
 TIMELINE_MAX = 20_000
 _ids = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,6 +103,7 @@ class Session:
         self.tracker = FaceTracker(confirm_hits=1 if kind == "image" else 2)
         self.tracks: dict[int, TrackData] = {}
         self.lock = threading.Lock()
+        self.orientation = StreamOrientation()  # streams: the quarter turn that shows its faces upright
 
     @property
     def smooth(self) -> bool:
@@ -118,6 +122,18 @@ class Session:
     def track_data(self, track_id: int) -> TrackData:
         with self.lock:  # summary() iterates the dict on the loop thread
             return self.tracks.setdefault(track_id, TrackData())
+
+    def observe_orientation(self, upright_roll_deg: float) -> None:
+        """Streams: count one face's upright roll (the orientation search's) towards the stream's turn.
+        When that turns the stream, every track starts its crop window, mask average and deepfake
+        evidence again: they were built on crops of badly framed turned faces."""
+        if not self.smooth or not self.orientation.observe(upright_roll_deg):
+            return
+        log.info("stream session %d: faces are upright after %d quarter turns; detecting in the turned frame",
+                 self.id, self.orientation.turns)
+        with self.lock:
+            for data in self.tracks.values():
+                data.window = data.probs = data.evidence = data.factors = data.factors_ts = None
 
     def window_for(self, track_id: int, face_box: tuple[float, float, float, float], roll: float,
                    scale: float, shift_y: float) -> tuple[CropWindow, bool]:

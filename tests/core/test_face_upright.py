@@ -132,3 +132,20 @@ def test_a_view_needs_the_margin_unless_the_current_one_is_not_level() -> None:
     assert choose_view([0.12], [False]) == 0
     with pytest.raises(ValueError):
         choose_view([0.1, 0.2], [True])
+
+
+def test_a_stream_turns_only_when_most_of_its_first_faces_are_upside_down() -> None:
+    from identix_stream.core.face_upright import STREAM_TURN_FACES, StreamOrientation
+
+    def decide(rolls: list[float]) -> StreamOrientation:
+        o = StreamOrientation()
+        changed = [o.observe(r) for r in rolls]
+        assert changed[:STREAM_TURN_FACES - 1] == [False] * (STREAM_TURN_FACES - 1)
+        return o
+
+    assert decide([178.0, -175.0, 3.0]).turns == 2
+    assert decide([178.0, 5.0, -8.0]).turns == 0  # one face is not a majority
+    assert decide([90.0, 88.0, 93.0]).turns == 0  # sideways streams are left to the detector's roll
+    assert decide([30.0, -40.0, 12.0]).turns == 0  # head tilts
+    o = decide([180.0, 180.0, 180.0])
+    assert o.decided and o.turns == 2 and not o.observe(0.0) and o.turns == 2  # decided once

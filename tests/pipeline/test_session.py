@@ -247,8 +247,8 @@ async def test_a_close_up_turned_a_quarter_is_cut_upright(analyzer: Analyzer, sh
 
 async def test_a_sideways_face_in_a_stream_gets_no_deepfake_factors_instead_of_a_false_alarm(
         analyzer: Analyzer, shared_data: Path) -> None:
-    """Streams do not search orientations (five more parser passes per face and frame). A turned face
-    there is cut sideways, and its parse shows it: no image factor is reported for it."""
+    """Streams do not search orientations on every frame (five more parser passes per face and frame).
+    A turned face there is cut sideways, and its parse shows it: no image factor is reported for it."""
     if analyzer.scorer is None:
         pytest.skip("no deepfake models in models/")
     photo = read(sorted((shared_data / "deepfake" / "gan_vs_real_val" / "real").iterdir())[9])
@@ -256,6 +256,28 @@ async def test_a_sideways_face_in_a_stream_gets_no_deepfake_factors_instead_of_a
     sideways, _ = await _best_face(analyzer, "video", np.ascontiguousarray(np.rot90(photo, 1)))
     assert "blend" in upright.deepfake.factors
     assert sideways.deepfake.factors == {}
+
+
+async def test_a_video_stored_upside_down_is_analysed_upright(analyzer: Analyzer, shared_data: Path) -> None:
+    """BlazeFace reports an upside-down face as upright, so a stream stored upside down was cut upside
+    down. The orientation search on a stream's first faces turns the stream: later frames are detected
+    in the frame turned by 180 degrees, their faces parsed like the upright clip's and scored."""
+    frames = video_frames(shared_data / "videos" / "talking_heads" / "driving_d0.mp4", 10)
+    upright = analyzer.open_session("video")
+    flipped = analyzer.open_session("video")
+    try:
+        for i, frame in enumerate(frames):
+            expected = await upright.analyze(frame, i, i / 25.0)
+            got = await flipped.analyze(np.ascontiguousarray(np.rot90(frame, 2)), i, i / 25.0)
+        assert upright.orientation.turns == 0 and flipped.orientation.decided and flipped.orientation.turns == 2
+        (face,) = got.faces
+        assert {"blend", "gan_fingerprint", "boundary"} <= set(face.deepfake.factors)
+        back = np.rot90(got.label_map, 2)
+        both = (expected.label_map > 0) | (back > 0)
+        assert (expected.label_map[both] == back[both]).mean() > 0.8
+    finally:
+        upright.close()
+        flipped.close()
 
 
 async def test_the_photo_orientation_search_can_be_turned_off(analyzer: Analyzer, shared_data: Path) -> None:
