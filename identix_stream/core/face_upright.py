@@ -166,6 +166,11 @@ class StreamOrientation:
         self.decided = False
         self._votes: list[int] = []
 
+    @property
+    def faces_needed(self) -> int:
+        """How many more faces the decision waits for (0 once decided)."""
+        return 0 if self.decided else STREAM_TURN_FACES - len(self._votes)
+
     def observe(self, upright_roll_deg: float) -> bool:
         """Count one face's roll as the orientation search found it; True when this decides a turn."""
         if self.decided:

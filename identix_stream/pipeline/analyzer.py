@@ -428,10 +428,17 @@ class Analyzer:
     def _probe_stream_orientation(self, jobs: list[_Job], faces: list[_Face], probs_list: list[torch.Tensor]
                                   ) -> None:
         """Run the photo orientation search on the faces of streams whose turn is not decided yet (their
-        first few faces, ``core/face_upright.py: StreamOrientation``); this frame keeps its own crops."""
-        idx = [k for k, f in enumerate(faces)
-               if jobs[f.job_index].session.kind != "image" and not jobs[f.job_index].session.orientation.decided]
-        if not idx or self.runtime is None or not self.photo_orientation_search:
+        first few faces, the largest first, no more than the decision still needs: a crowded first frame
+        must not stall the stream; ``core/face_upright.py: StreamOrientation``); this frame keeps its
+        own crops."""
+        if self.runtime is None or not self.photo_orientation_search:
+            return
+        idx: list[int] = []
+        for i, job in enumerate(jobs):
+            needed = job.session.orientation.faces_needed if job.session.kind != "image" else 0
+            mine = sorted((k for k, f in enumerate(faces) if f.job_index == i), key=lambda k: -box_side(faces[k].box))
+            idx += mine[:needed]
+        if not idx:
             return
         first = [FaceView.parsed(faces[k].roll, faces[k].box, faces[k].crop, faces[k].affine, probs_list[k])
                  for k in idx]

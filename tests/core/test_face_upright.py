@@ -147,5 +147,11 @@ def test_a_stream_turns_only_when_most_of_its_first_faces_are_upside_down() -> N
     assert decide([178.0, 5.0, -8.0]).turns == 0  # one face is not a majority
     assert decide([90.0, 88.0, 93.0]).turns == 0  # sideways streams are left to the detector's roll
     assert decide([30.0, -40.0, 12.0]).turns == 0  # head tilts
+    counting = StreamOrientation()
+    needed = [counting.faces_needed]
+    for roll in (0.0, 2.0, -3.0):
+        counting.observe(roll)
+        needed.append(counting.faces_needed)
+    assert needed == [3, 2, 1, 0]
     o = decide([180.0, 180.0, 180.0])
     assert o.decided and o.turns == 2 and not o.observe(0.0) and o.turns == 2  # decided once

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -278,6 +279,29 @@ async def test_a_video_stored_upside_down_is_analysed_upright(analyzer: Analyzer
     finally:
         upright.close()
         flipped.close()
+
+
+async def test_a_crowded_first_frame_searches_only_the_faces_the_stream_decision_needs(
+        analyzer: Analyzer, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream's orientation is decided from its first 3 faces: a first frame with more faces searches
+    only the 3 largest (each search costs several parser passes), and an upright group stays unturned."""
+    photo = read(shared_data / "multiperson" / "dlib_bald_guys.jpg")
+    searched: list[int] = []
+    cutters = analyzer._cutters
+
+    def counting(jobs: Any, faces: Any, idx: list[int]) -> Any:
+        searched.append(len(idx))
+        return cutters(jobs, faces, idx)
+
+    monkeypatch.setattr(analyzer, "_cutters", counting)
+    session = analyzer.open_session("video")
+    try:
+        result = await session.analyze(photo, 0, 0.0)
+        again = await session.analyze(photo, 1, 0.04)
+    finally:
+        session.close()
+    assert len(result.faces) > 3 and len(again.faces) > 3
+    assert searched == [3] and session.orientation.decided and session.orientation.turns == 0
 
 
 async def test_the_photo_orientation_search_can_be_turned_off(analyzer: Analyzer, shared_data: Path) -> None:
