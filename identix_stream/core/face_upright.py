@@ -27,7 +27,7 @@ import numpy as np
 
 from identix_stream.core.classes import L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW, R_EYE, SKIN, U_LIP
 from identix_stream.core.deepfake_fusion import MOUTH_PARTS, class_moments
-from identix_stream.core.geometry import roll_angle_deg
+from identix_stream.core.geometry import roll_angle_deg, wrap_deg
 
 UPPER_PARTS = (L_BROW, R_BROW, L_EYE, R_EYE)
 FACE_PARTS = (L_BROW, R_BROW, L_EYE, R_EYE, NOSE, U_LIP, MOUTH, L_LIP)
@@ -143,17 +143,13 @@ def eye_line_residual_deg(crop_labels: np.ndarray) -> float | None:
 # (real talking heads turned 180 degrees: p 0.36 / 0.54 after 3 s, 0.16 / 0.08 upright). So the photo
 # search (pipeline/orientation.py) runs on a stream's first STREAM_TURN_FACES faces; when most of them
 # are upright only after a half turn, the stream's faces are detected in the frame turned by 180
-# degrees from then on (boxes mapped back): p 0.20 / 0.11, both likely_real. Sideways streams (90 or
+# degrees from then on (boxes mapped back): p 0.19 / 0.11, both likely_real. Sideways streams (90 or
 # 270 degrees) are left to the detector: its keypoints give roughly the right roll there, and detecting
 # in the turned frame measured mixed over 10 turned real clips (highest p 0.74 -> 0.59, but three
 # clips higher and one no longer likely_real).
 STREAM_TURN_FACES = 3
 STREAM_TURN_MIN_DEG = 135.0  # a face counts as upside down only this far from upright
 HALF_TURN = 2  # np.rot90 quarter turns
-
-
-def _wrap_deg(a: float) -> float:
-    return (a + 180.0) % 360.0 - 180.0
 
 
 class StreamOrientation:
@@ -163,23 +159,24 @@ class StreamOrientation:
 
     def __init__(self) -> None:
         self.turns = 0
-        self.decided = False
-        self._votes: list[int] = []
+        self._upside_down: list[bool] = []  # one vote per face read so far
+
+    @property
+    def decided(self) -> bool:
+        return len(self._upside_down) >= STREAM_TURN_FACES
 
     @property
     def faces_needed(self) -> int:
         """How many more faces the decision waits for (0 once decided)."""
-        return 0 if self.decided else STREAM_TURN_FACES - len(self._votes)
+        return max(0, STREAM_TURN_FACES - len(self._upside_down))
 
     def observe(self, upright_roll_deg: float) -> bool:
         """Count one face's roll as the orientation search found it; True when this decides a turn."""
         if self.decided:
             return False
-        roll = _wrap_deg(upright_roll_deg)
-        self._votes.append(HALF_TURN if abs(roll) >= STREAM_TURN_MIN_DEG else 0)
-        if len(self._votes) < STREAM_TURN_FACES:
+        self._upside_down.append(abs(wrap_deg(upright_roll_deg)) >= STREAM_TURN_MIN_DEG)
+        if not self.decided:
             return False
-        self.decided = True
-        best = max(range(4), key=self._votes.count)
-        self.turns = best if 2 * self._votes.count(best) > len(self._votes) else 0
+        if 2 * sum(self._upside_down) > len(self._upside_down):
+            self.turns = HALF_TURN
         return self.turns != 0

@@ -82,6 +82,11 @@ def box_centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
     return (x0 + x1) / 2, (y0 + y1) / 2
 
 
+def wrap_deg(angle: float) -> float:
+    """An angle in degrees brought into [-180, 180)."""
+    return (angle + 180.0) % 360.0 - 180.0
+
+
 def invert_affine(m: np.ndarray) -> np.ndarray:
     """Inverse of a 2x3 affine matrix."""
     full = np.vstack([m, [0.0, 0.0, 1.0]])

@@ -62,11 +62,8 @@ def _place_blend_point(scored: ScoredFace, crop_affine: np.ndarray) -> None:
     note = scored.notes.get("blend")
     if note is None or "crop_point" not in note:
         return
-    point = np.asarray(note.pop("crop_point"), dtype=np.float64)
-    x, y = float(point[0]), float(point[1])
-    m = invert_affine(crop_affine)
-    note["point"] = [round(float(m[0, 0] * x + m[0, 1] * y + m[0, 2]), 1),
-                     round(float(m[1, 0] * x + m[1, 1] * y + m[1, 2]), 1)]
+    x, y = invert_affine(crop_affine) @ np.array([*note.pop("crop_point"), 1.0])
+    note["point"] = [round(float(x), 1), round(float(y), 1)]
 
 
 @dataclass
@@ -436,8 +433,9 @@ class Analyzer:
         idx: list[int] = []
         for i, job in enumerate(jobs):
             needed = job.session.orientation.faces_needed if job.session.kind != "image" else 0
-            mine = sorted((k for k, f in enumerate(faces) if f.job_index == i), key=lambda k: -box_side(faces[k].box))
-            idx += mine[:needed]
+            if needed:  # only a stream's first frames: decided streams skip this
+                mine = [k for k, f in enumerate(faces) if f.job_index == i]
+                idx += sorted(mine, key=lambda k: -box_side(faces[k].box))[:needed]
         if not idx:
             return
         first = [FaceView.parsed(faces[k].roll, faces[k].box, faces[k].crop, faces[k].affine, probs_list[k])

@@ -33,7 +33,7 @@ from identix_stream.core.face_upright import (
     part_ratio,
     part_share,
 )
-from identix_stream.core.geometry import box_centre, crop_window, invert_affine
+from identix_stream.core.geometry import box_centre, crop_window, invert_affine, wrap_deg
 from identix_stream.inference.detector import Detection, calibrate_box, same_face
 from identix_stream.pipeline.paste import crop_face
 
@@ -48,7 +48,7 @@ PATCH_SIZE = 256
 
 
 def _angle_gap(a: float, b: float) -> float:
-    return abs((a - b + 180.0) % 360.0 - 180.0)
+    return abs(wrap_deg(a - b))
 
 
 def face_box_at(image: np.ndarray, detect: DetectFn, detector_box: Box, detector_roll: float, roll: float) -> Box:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from identix_stream.core.face_upright import StreamOrientation
-from identix_stream.core.geometry import CropWindow, crop_window
+from identix_stream.core.geometry import CropWindow, crop_window, wrap_deg
 from identix_stream.core.tracking import FaceTracker
 from identix_stream.core.types import DeepfakeEstimate
 from identix_stream.errors import InvalidInput
@@ -73,7 +73,7 @@ def smooth_window(old: CropWindow | None, new: CropWindow) -> tuple[CropWindow, 
     if shift > RESET_SHIFT or scale > RESET_SCALE:
         return new, True
     a = WINDOW_ALPHA
-    angle = old.angle_deg + a * ((new.angle_deg - old.angle_deg + 180.0) % 360.0 - 180.0)
+    angle = old.angle_deg + a * wrap_deg(new.angle_deg - old.angle_deg)
     return CropWindow(
         old.cx + a * (new.cx - old.cx), old.cy + a * (new.cy - old.cy), old.side + a * (new.side - old.side), angle
     ), False

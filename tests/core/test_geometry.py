@@ -11,6 +11,7 @@ from identix_stream.core.geometry import (
     invert_affine,
     roll_angle_deg,
     similarity_from_points,
+    wrap_deg,
 )
 
 
@@ -93,3 +94,7 @@ def test_window_moves_towards_the_forehead_along_the_face_axis(angle: float, exp
     m = w.affine(256)
     box_centre_in_crop = m @ np.array([50.0, 50.0, 1.0])
     assert box_centre_in_crop == pytest.approx([128.0, 128.0 + 0.08 * 256], abs=1e-6)
+
+
+def test_wrap_deg() -> None:
+    assert [wrap_deg(a) for a in (0.0, 190.0, -190.0, 360.0, 180.0, 540.0)] == [0.0, -170.0, 170.0, 0.0, -180.0, -180.0]
