@@ -189,7 +189,7 @@ export function drawFaces(ctx, faces, sx, sy) {
 
 /** Where the blend CNN's evidence peaks (observations.blend.point), marked only when it reads a
  * seam (blend >= 0.5): a dashed ring a quarter of the face box across. */
-export function drawBlendPeak(ctx, face, sx, sy, lw) {
+function drawBlendPeak(ctx, face, sx, sy, lw) {
   const df = face.deepfake || {};
   const blend = (df.factors || {}).blend;
   const point = ((df.observations || {}).blend || {}).point;
