@@ -88,6 +88,7 @@ class _Face:
     detector_box: tuple[float, float, float, float]
     roll: float
     alternates: tuple[Detection, ...] = ()  # the same face found in turned copies of a photo
+    probs: torch.Tensor | None = None  # the crop's parse, when it was already parsed (Analyzer._detect_photo)
 
 
 class Analyzer:
@@ -255,14 +256,15 @@ class Analyzer:
                 t0 = time.perf_counter()
                 # single images are also searched in tiles (small faces) and turned; streams only
                 # in tiles when big
+                parsed: list[tuple[np.ndarray, torch.Tensor] | None]
                 if job.session.kind == "image" and self.photo_orientation_search:
-                    dets, alternates = self._detect_photo(job.image)
+                    dets, alternates, parsed = self._detect_photo(job.image)
                 elif job.session.kind == "image":
                     dets = self.detector.detect(job.image, tile=True)
-                    alternates = [()] * len(dets)
+                    alternates, parsed = [()] * len(dets), [None] * len(dets)
                 else:
                     dets = self._detect_stream(job)
-                    alternates = [()] * len(dets)
+                    alternates, parsed = [()] * len(dets), [None] * len(dets)
                 detect_ms[i] = (time.perf_counter() - t0) * 1000
                 boxes = [d.face_box() for d in dets]
                 keep = [j for j, b in enumerate(boxes) if max(b[2] - b[0], b[3] - b[1]) >= self.min_face_px]
@@ -274,13 +276,17 @@ class Analyzer:
                         track.track_id, boxes[j], d.roll_deg, self.crop_scale, spec.crop_shift_y
                     )
                     crop, m = crop_face(job.image, window, size)
+                    done = parsed[j]
+                    probs = done[1] if done is not None and np.array_equal(done[0], crop) else None
                     faces.append(_Face(i, track.track_id, track.state, boxes[j], d.score, d.keypoints, crop, m,
-                                       d.box, d.roll_deg, alternates[j]))
+                                       d.box, d.roll_deg, alternates[j], probs))
             except InvalidInput as exc:
                 results[i] = exc
         # one parser pass for all faces of all frames, in chunks of max_batch
         t0 = time.perf_counter()
-        probs_list = self._parse_crops([f.crop for f in faces])
+        unparsed = [k for k, f in enumerate(faces) if f.probs is None]
+        fresh = dict(zip(unparsed, self._parse_crops([faces[k].crop for k in unparsed]), strict=True))
+        probs_list = [fresh[k] if f.probs is None else f.probs for k, f in enumerate(faces)]
         self._orient_photo_faces(jobs, faces, probs_list)
         self._probe_stream_orientation(jobs, faces, probs_list)
         parse_ms = (time.perf_counter() - t0) * 1000
@@ -363,25 +369,31 @@ class Analyzer:
         turned = np.ascontiguousarray(np.rot90(job.image, turns))
         return [unturn_detection(d, turns, w, h) for d in self.detector.detect(turned, tile=None)]
 
-    def _detect_photo(self, image: np.ndarray) -> tuple[list[Detection], list[tuple[Detection, ...]]]:
-        """Faces of a single image, searched upright and turned (pipeline/orientation.py). A face only
-        the turned copies found is kept only if its crop parses as an upright face: turning the photo
-        gives the detector three more chances at a false alarm."""
+    def _detect_photo(self, image: np.ndarray) -> tuple[
+            list[Detection], list[tuple[Detection, ...]], list[tuple[np.ndarray, torch.Tensor] | None]]:
+        """Faces of a single image, searched upright and turned (pipeline/orientation.py), with their
+        alternates and, for a face only the turned copies found, its crop and the crop's parse: such a
+        face is kept only if that crop parses as an upright face (turning the photo gives the detector
+        three more chances at a false alarm), and the analyzer reuses the parse when it cuts the same
+        crop (a photo's crop window is not smoothed) instead of parsing it again."""
         if self.detector is None or self.runtime is None:
             raise ModelError("models are not loaded")
         dets: list[Detection] = []
         alternates: list[tuple[Detection, ...]] = []
+        parsed: list[tuple[np.ndarray, torch.Tensor] | None] = []
         for primary, others, upright in group_turned(self.detector.detect_turned(image, tile=True)):
+            done = None
             if not upright:
                 box = primary.face_box()
                 window = crop_window(box, self.crop_scale, self.runtime.spec.crop_shift_y, primary.roll_deg)
                 crop, _ = crop_face(image, window, self.runtime.input_size)
-                labels = self._parse_crops([crop])[0].argmax(0).to(torch.uint8).numpy()
-                if not shows_upright_face(labels):
+                done = crop, self._parse_crops([crop])[0]
+                if not shows_upright_face(done[1].argmax(0).to(torch.uint8).numpy()):
                     continue
             dets.append(primary)
             alternates.append(others)
-        return dets, alternates
+            parsed.append(done)
+        return dets, alternates, parsed
 
     def _cutters(self, jobs: list[_Job], faces: list[_Face], idx: list[int]) -> list[CutFn]:
         """For each face in ``idx``: cut its crop at any roll (with a face box found for that roll)."""

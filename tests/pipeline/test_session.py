@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
+import identix_stream.pipeline.analyzer as analyzer_module
 from identix_stream.core.classes import HAIR, SKIN
 from identix_stream.core.types import FaceResult
 from identix_stream.errors import FrameDropped, InvalidInput
@@ -230,6 +232,29 @@ async def test_a_sideways_photo_is_parsed_and_scored_as_if_upright(analyzer: Ana
     assert turned.deepfake.p_fake == pytest.approx(upright.deepfake.p_fake, abs=0.05)
     assert turned.deepfake.factors["blend"] == pytest.approx(upright.deepfake.factors["blend"], abs=0.05)
     assert ("gan_fingerprint" in turned.deepfake.factors) == ("gan_fingerprint" in upright.deepfake.factors)
+
+
+async def test_a_face_found_only_turned_is_parsed_once(analyzer: Analyzer, shared_data: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A face the detector finds only in a turned copy of the photo is kept only if its crop parses as
+    an upright face; that parse is reused, not run again on the same crop."""
+    photo = read(shared_data / "deepfake" / "gan_vs_real_val" / "real" / "real_555.jpg")
+    checked: list[bool] = []
+    shows_upright_face = analyzer_module.shows_upright_face
+    monkeypatch.setattr(analyzer_module, "shows_upright_face",
+                        lambda labels: checked.append(True) or shows_upright_face(labels))
+    parsed: list[str] = []
+    parse_crops = analyzer._parse_crops
+
+    def counting(crops: list[np.ndarray]) -> Any:
+        parsed.extend(hashlib.sha1(c.tobytes()).hexdigest() for c in crops)
+        return parse_crops(crops)
+
+    monkeypatch.setattr(analyzer, "_parse_crops", counting)
+    face, _ = await _best_face(analyzer, "image", np.ascontiguousarray(np.rot90(photo, 1)))
+    assert checked, "the upright detector found this face: the test no longer covers the turned-only path"
+    assert face.class_areas.get("nose", 0) > 0
+    assert len(parsed) == len(set(parsed)), "a crop was parsed twice"
 
 
 @pytest.mark.parametrize("turns", [1, 3])
