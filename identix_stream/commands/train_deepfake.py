@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
                           pool_faces=args.pool_faces, init=Path(args.init) if args.init else None,
                           cross_share=args.cross_share, hard_real_weight=args.hard_real_weight,
                           equalize_luma=args.equalize_luma, input_size=args.input_size,
-                          small_codec=args.small_codec)
+                          small_codec=args.small_codec, frame_edges=args.frame_edges)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -79,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--small-codec", type=_probability, default=0.0,
                    help="share of downscaled training samples JPEG/H.264-compressed at their small size, "
                         "real and fake alike (sbi)")
+    p.add_argument("--frame-edges", type=_probability, default=0.0,
+                   help="cut training crops black outside the image, as the service does, and this share of "
+                        "them at a frame edge that clips the face (sbi)")
     p.add_argument("--resolution-for-shipped", action="store_true",
                    help="fit the resolution reliability for the shipped FUSION_GROUPS, not the new fit (fusion)")
     p.add_argument("--parser", help="parser model: adds parsed faces of the fit half of the talking heads (sbi)")

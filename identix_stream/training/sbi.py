@@ -31,24 +31,61 @@ def face_parts(labels: np.ndarray, coarse: bool) -> np.ndarray:
     return region if coarse else np.where(region > 0, labels, 0).astype(np.uint8)
 
 
+def frame_edge_cut(
+    image: np.ndarray, mask: np.ndarray, face_box: tuple[float, float, float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of ``image`` and ``mask`` black (0) outside a random rectangle whose chosen sides fall from
+    10% inside the face box to 35% of the face's size beyond it: the face as a frame's edge cuts it
+    (a webcam user close to the camera, a face at the side of a video, a tight crop such as DFDC's),
+    so the service's crop of it holds black where the frame ends."""
+    x1, y1, x2, y2 = face_box
+    fw, fh = x2 - x1, y2 - y1
+    sides = rng.random(4) < 0.5
+    if not sides.any():
+        sides[int(rng.integers(0, 4))] = True
+    reach = rng.uniform(-0.1, 0.35, 4)
+    h, w = image.shape[:2]
+    left = round(float(x1 - reach[0] * fw)) if sides[0] else 0
+    top = round(float(y1 - reach[1] * fh)) if sides[1] else 0
+    right = round(float(x2 + reach[2] * fw)) if sides[2] else w
+    bottom = round(float(y2 + reach[3] * fh)) if sides[3] else h
+    keep = np.zeros((h, w), bool)
+    keep[max(0, top):max(0, min(h, bottom)), max(0, left):max(0, min(w, right))] = True
+    img = np.where(keep[..., None] if image.ndim == 3 else keep, image, 0).astype(image.dtype)
+    return img, np.where(keep, mask, 0).astype(mask.dtype)
+
+
 def crop_sample(
     image: np.ndarray,
     mask: np.ndarray,
     face_box: tuple[float, float, float, float],
     size: int,
     rng: np.random.Generator,
+    frame_edges: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A jittered crop around the face box: framing from tight (DFDC-like) to the parser's 1.35x."""
+    """A jittered crop around the face box: framing from tight (DFDC-like) to the parser's 1.35x.
+
+    ``frame_edges`` > 0 cuts the crop the way the service does, black outside the image (else the image is
+    mirrored there, as the shipped blend CNN was trained), and that share of crops first loses part of the
+    frame around the face (``frame_edge_cut``) and gets up to 25 degrees of roll, so black corners and
+    edges come with real and blended faces alike."""
     scale = float(rng.uniform(1.05, 1.6))
     x1, y1, x2, y2 = face_box
     w, h = x2 - x1, y2 - y1
     dx, dy = rng.uniform(-0.05, 0.05, 2) * (w, h)
-    win = crop_window((x1 + dx, y1 + dy, x2 + dx, y2 + dy), scale=scale, angle_deg=float(rng.uniform(-8, 8)))
+    angle = float(rng.uniform(-8, 8))
+    border = cv2.BORDER_REFLECT
+    if frame_edges > 0:
+        border = cv2.BORDER_CONSTANT
+        if rng.random() < frame_edges:
+            image, mask = frame_edge_cut(image, mask, face_box, rng)
+            angle = float(rng.uniform(-25, 25))
+    win = crop_window((x1 + dx, y1 + dy, x2 + dx, y2 + dy), scale=scale, angle_deg=angle)
     m = win.affine(size)
     # bilinear, like the service's crop (pipeline/paste.crop_face); warpAffine has no area mode (INTER_AREA,
     # which this asked for on large faces until 2026-11-29, is silently bilinear), so the shipped files were
     # trained on exactly these pixels
-    img = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    img = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
     msk = cv2.warpAffine(mask, m, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
     return img, msk
 

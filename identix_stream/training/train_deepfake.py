@@ -58,6 +58,7 @@ class TrainConfig:
     equalize_luma: bool = False  # train (and mark the file) for histogram-equalised luma input
     input_size: int = SBI_INPUT  # square CNN input side (marked in the file; --init files of any size load)
     small_codec: float = 0.0  # share of downscaled training samples compressed at their small size (sbi.degrade)
+    frame_edges: float = 0.0  # > 0: crops black outside the frame, this share cut at a frame edge (sbi.crop_sample)
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -106,13 +107,13 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
     return video, pool
 
 
-def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None,
-              size: int = SBI_INPUT, small_codec: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None, size: int = SBI_INPUT,
+              small_codec: float = 0.0, frame_edges: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(real, fake) RGB ``size`` px crops of one face, each degraded independently (``small_codec``:
-    see sbi.degrade). The fake is a self-blend, or with a ``donor`` face another person's face blended
-    in (when both face regions are usable)."""
+    see sbi.degrade; ``frame_edges``: see sbi.crop_sample). The fake is a self-blend, or with a ``donor``
+    face another person's face blended in (when both face regions are usable)."""
     img, mask, box = item
-    crop, msk = crop_sample(img, mask, box, size, rng)
+    crop, msk = crop_sample(img, mask, box, size, rng, frame_edges)
     fake = None
     if donor is not None:
         d_crop, d_msk = crop_sample(donor[0], donor[1], donor[2], size, rng)
@@ -124,11 +125,12 @@ def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None,
     return cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB)
 
 
-def validation_set(items: list, seed: int = 1234, size: int = SBI_INPUT) -> tuple[np.ndarray, np.ndarray]:
+def validation_set(items: list, seed: int = 1234, size: int = SBI_INPUT,
+                   frame_edges: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for it in items:
-        r, f = make_pair(it, rng, size=size)
+        r, f = make_pair(it, rng, size=size, frame_edges=frame_edges)
         xs += [r, f]
         ys += [0, 1]
     return np.stack(xs), np.array(ys)
@@ -170,7 +172,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     train_items = _prepare(load_celebamask(fp / "celebamask_mini", "train"))
     train_items += _prepare(load_lfw_parts(fp / "lfw_parts", "train"))
     val_x, val_y = validation_set(_prepare(load_celebamask(fp / "celebamask_mini", "val")),
-                                  size=cfg.input_size)
+                                  size=cfg.input_size, frame_edges=cfg.frame_edges)
     vid_items: list[Item] = []
     pool_items: list[Item] = []
     if cfg.parser is not None:
@@ -216,7 +218,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             else:
                 item = train_items[int(np.searchsorted(cum_weights, rng.random() * cum_weights[-1], side="right"))]
             donor = train_items[int(rng.integers(0, len(train_items)))] if rng.random() < cfg.cross_share else None
-            r, f = make_pair(item, rng, donor, cfg.input_size, cfg.small_codec)
+            r, f = make_pair(item, rng, donor, cfg.input_size, cfg.small_codec, cfg.frame_edges)
             xs += [r, f]
             ys += [0.0, 1.0]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
@@ -241,6 +243,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                                         "minutes": rec["minutes"]}
                 if cfg.equalize_luma:
                     meta["input_norm"] = LUMA_EQUALIZED
+                if cfg.frame_edges > 0:
+                    meta["frame_edges"] = cfg.frame_edges
                 save_sbi(model, cfg.out_dir / "sbi_best.pt", meta)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "elapsed": elapsed, "step": step,
                         "best": best}, last.with_suffix(".tmp"))

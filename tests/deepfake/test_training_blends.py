@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from identix_stream.training.data import load_celebamask
-from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, self_blend
+from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, frame_edge_cut, self_blend
 from identix_stream.training.train_deepfake import make_pair
 
 SIZE = 128
@@ -92,3 +92,43 @@ def test_pairs_are_rgb_crops_of_the_model_input_size(shared_data: Path) -> None:
     big_real, big_fake = make_pair(item, np.random.default_rng(4), donor, size=192)
     assert big_real.shape == big_fake.shape == (192, 192, 3)
     assert not np.array_equal(big_real, big_fake)
+
+
+def test_a_frame_edge_cut_blacks_out_beyond_a_rectangle_near_the_face() -> None:
+    """The cut ends the frame between 10% inside the face box and 35% of its size beyond it, on at least one
+    side, and the mask loses the same pixels."""
+    image = np.full((300, 400, 3), 200, np.uint8)
+    mask = np.ones((300, 400), np.uint8)
+    box = (150.0, 100.0, 250.0, 200.0)  # 100 px face
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        img, msk = frame_edge_cut(image, mask, box, rng)
+        kept = img[..., 0] > 0
+        assert np.array_equal(kept, msk > 0)
+        assert not kept.all(), "no side was cut"
+        rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        assert kept[top:bottom, left:right].all(), "what is kept is one rectangle"
+        cut = [left > 0, top > 0, right < 400, bottom < 300]
+        assert any(cut)
+        # where a side was cut, the frame ends from 35 px outside the face box to 10 px inside it
+        if cut[0]:
+            assert 150 - 36 <= left <= 150 + 11
+        if cut[1]:
+            assert 100 - 36 <= top <= 100 + 11
+        if cut[2]:
+            assert 250 - 11 <= right <= 250 + 36
+        if cut[3]:
+            assert 200 - 11 <= bottom <= 200 + 36
+
+
+def test_frame_edge_crops_are_black_outside_the_frame_like_the_service_crop(shared_data: Path) -> None:
+    s = load_celebamask(shared_data / "face_parsing" / "celebamask_mini", "val")[0]
+    region = face_region(s.labels, s.coarse)
+    edged = [crop_sample(s.image, region, s.face_box, SIZE, np.random.default_rng(k), frame_edges=1.0)
+             for k in range(12)]
+    black = [float((crop.max(axis=2) == 0).mean()) for crop, _ in edged]
+    assert min(black) > 0.01, black  # every crop reaches past the cut frame
+    assert all(m[c.max(axis=2) == 0].sum() == 0 for c, m in edged), "the face mask stops where the frame ends"
+    plain = [crop_sample(s.image, region, s.face_box, SIZE, np.random.default_rng(k))[0] for k in range(12)]
+    assert max(float((c.max(axis=2) == 0).mean()) for c in plain) < 0.01  # mirrored there, as shipped
