@@ -241,8 +241,12 @@ async def test_a_face_found_only_turned_is_parsed_once(analyzer: Analyzer, share
     photo = read(shared_data / "deepfake" / "gan_vs_real_val" / "real" / "real_555.jpg")
     checked: list[bool] = []
     shows_upright_face = analyzer_module.shows_upright_face
-    monkeypatch.setattr(analyzer_module, "shows_upright_face",
-                        lambda labels: checked.append(True) or shows_upright_face(labels))
+
+    def checking(labels: np.ndarray) -> bool:
+        checked.append(True)
+        return shows_upright_face(labels)
+
+    monkeypatch.setattr(analyzer_module, "shows_upright_face", checking)
     parsed: list[str] = []
     parse_crops = analyzer._parse_crops
 
