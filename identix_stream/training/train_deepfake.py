@@ -120,6 +120,10 @@ def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None, s
         fake = cross_blend(crop, msk, d_crop, d_msk, rng)
     if fake is None:
         fake = self_blend(crop, msk, rng)
+    if frame_edges > 0:
+        # where the frame ended the crop is black; the blend's perturbed, feathered source would tint it in
+        # the fake only, a cue no real swap has
+        fake[crop.max(axis=2) == 0] = 0
     real = degrade(crop, rng, small_codec)
     fake = degrade(fake, rng, small_codec)
     return cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB)

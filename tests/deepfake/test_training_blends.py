@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from identix_stream.training import train_deepfake
 from identix_stream.training.data import load_celebamask
 from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, frame_edge_cut, self_blend
 from identix_stream.training.train_deepfake import make_pair
@@ -132,3 +133,26 @@ def test_frame_edge_crops_are_black_outside_the_frame_like_the_service_crop(shar
     assert all(m[c.max(axis=2) == 0].sum() == 0 for c, m in edged), "the face mask stops where the frame ends"
     plain = [crop_sample(s.image, region, s.face_box, SIZE, np.random.default_rng(k))[0] for k in range(12)]
     assert max(float((c.max(axis=2) == 0).mean()) for c in plain) < 0.01  # mirrored there, as shipped
+
+
+
+def test_a_blend_leaves_the_black_beyond_the_frame_black(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the fake's blend could tint the black where the frame ended (its source copy is colour-shifted and
+    feathered into it): a cue of the training data, not of face swaps. make_pair keeps it black."""
+    samples = load_celebamask(shared_data / "face_parsing" / "celebamask_mini", "val")[:8]
+    rng = np.random.default_rng(6)
+    tinted = []
+    for s in samples:
+        region = face_region(s.labels, s.coarse)
+        for _ in range(3):
+            crop, mask = crop_sample(s.image, region, s.face_box, SIZE, rng, frame_edges=1.0)
+            fake = self_blend(crop, mask, rng)
+            tinted.append(fake is not None and bool((fake[crop.max(axis=2) == 0].max(axis=1) > 8).any()))
+    assert any(tinted), "the raw self-blend no longer tints the black: this test checks nothing"
+    monkeypatch.setattr(train_deepfake, "degrade", lambda img, rng, small_codec=0.0: img)  # no flips or resizing
+    for k, s in enumerate(samples):
+        item = (s.image, face_region(s.labels, s.coarse), s.face_box)
+        real, fake = make_pair(item, np.random.default_rng(k), size=SIZE, frame_edges=1.0)
+        black = real.max(axis=2) == 0
+        assert black.any()
+        assert fake[black].max() == 0
