@@ -14,13 +14,14 @@ import argparse
 import logging
 from pathlib import Path
 
-import av
 import numpy as np
 
 from identix_stream.media.encoder import Mp4Writer
+from identix_stream.media.video import VideoReader
 
 ROOT = Path(__file__).resolve().parents[1]
 # the five clips of docs/deepfake.md session 18: name -> quarter turns
+MAX_PIXELS = 4096 * 4096
 DEFAULT_CLIPS = "driving_d14:1,driving_d10:1,driving_d3:1,source_s20:1,driving_d0:3"
 log = logging.getLogger("turn_videos")
 
@@ -37,26 +38,23 @@ def parse_clips(text: str) -> list[tuple[str, int]]:
 
 
 def turn_clip(src: Path, dst: Path, turns: int, seconds: float) -> int:
-    """Write ``src``'s first ``seconds`` turned by ``turns`` quarter turns to ``dst``; returns frames written."""
-    written = 0
-    with av.open(str(src)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 30)
-        writer: Mp4Writer | None = None
+    """Write ``src``'s first ``seconds`` (display rotation applied, as the service reads it) turned by
+    ``turns`` more quarter turns to ``dst`` with no rotation flag; returns the frames written."""
+    writer: Mp4Writer | None = None
+    with VideoReader(src, MAX_PIXELS) as reader:
         try:
-            for frame in container.decode(stream):
-                if frame.time is not None and frame.time > seconds:
+            for frame in reader.frames():
+                if frame.timestamp > seconds or frame.image is None:
                     break
-                image = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="bgr24"), turns))
+                image = np.rot90(frame.image, turns)
                 h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2  # H.264 wants even sides
                 if writer is None:
-                    writer = Mp4Writer(dst, w, h, fps, crf=20)
+                    writer = Mp4Writer(dst, w, h, reader.info.fps or 30.0, crf=20)
                 writer.write(np.ascontiguousarray(image[:h, :w]))
-                written += 1
         finally:
             if writer is not None:
                 writer.close()
-    return written
+    return 0 if writer is None else writer.frames
 
 
 def main() -> None:
