@@ -135,7 +135,6 @@ def test_frame_edge_crops_are_black_outside_the_frame_like_the_service_crop(shar
     assert max(float((c.max(axis=2) == 0).mean()) for c in plain) < 0.01  # mirrored there, as shipped
 
 
-
 def test_a_blend_leaves_the_black_beyond_the_frame_black(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the fake's blend could tint the black where the frame ended (its source copy is colour-shifted and
     feathered into it): a cue of the training data, not of face swaps. make_pair keeps it black."""
