@@ -1,8 +1,9 @@
 """``identix-stream eval-deepfake --real DIR --fake DIR [--json]``: measure the deepfake evidence.
 
 Everything goes through the service's own pipeline (Analyzer). An image gets the service's
-single-image answer (detect, crop, parse, score, one-frame evidence) for its most confident face; an
-image where no face is found is scored as one whole-image crop (marked ``face_detected: false``).
+single-image answer (detect, crop, parse, score, one-frame evidence) for its most confident face, or
+with ``--every-face`` one item per face (group photos: every person counts); an image where no face is
+found is scored as one whole-image crop (marked ``face_detected: false``).
 Videos run the stream path (detect, track, parse, score, running evidence) and each person (track)
 is scored over the whole clip (or its first ``--max-seconds``) by its final running p_fake; persons
 seen in fewer than ``--min-frames`` frames are skipped. Prints AUC, EER, accuracy at p_fake >= 0.5,
@@ -55,10 +56,13 @@ def unread_factors(observations: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {name: str(note["reason"]) for name, note in observations.items() if "reason" in note}
 
 
-async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> dict[str, Any] | None:
-    """The service's single-image answer for the file's most confident face. A file where the
-    detector finds no face (a very tight crop) is scored as one whole-image crop instead, marked
-    ``"face_detected": false``."""
+async def _score_image(analyzer: Any, path: Path, degradation: Degradation,
+                       every_face: bool = False) -> list[dict[str, Any]]:
+    """The service's single-image answer for the file's most confident face, or with ``every_face``
+    one item per face (most confident first; ``face`` numbers them, ``box`` places them), so that every
+    person in a group photo counts. A file where the detector finds no face (a very tight crop) is
+    scored as one whole-image crop instead, marked ``"face_detected": false``; an undecodable file
+    gives no item."""
     import cv2
 
     from identix_stream.core.deepfake_fusion import single_image_estimate
@@ -67,7 +71,7 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> d
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         log.warning("skipping %s: not a decodable image", path)
-        return None
+        return []
     if degradation.changes_images:
         img = degrade_image(img, degradation)
     session = analyzer.open_session("image")
@@ -75,11 +79,17 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> d
         result = await session.analyze(img, 0)
     finally:
         session.close()
-    faces = [f for f in result.faces if f.deepfake.p_fake is not None]
+    faces = sorted((f for f in result.faces if f.deepfake.p_fake is not None), key=lambda f: -f.score)
     if faces:
-        est = max(faces, key=lambda f: f.score).deepfake
-        return {"file": path.name, "p_fake": est.p_fake, "state": est.state, "factors": dict(est.factors),
-                "unread": unread_factors(est.observations), "faces": len(faces), "face_detected": True}
+        items = []
+        for index, face in enumerate(faces if every_face else faces[:1]):
+            est = face.deepfake
+            item = {"file": path.name, "p_fake": est.p_fake, "state": est.state, "factors": dict(est.factors),
+                    "unread": unread_factors(est.observations), "faces": len(faces), "face_detected": True}
+            if every_face:
+                item |= {"face": index, "box": [round(v, 1) for v in face.box]}
+            items.append(item)
+        return items
     h, w = img.shape[:2]
     interp = cv2.INTER_AREA if min(h, w) > CROP else cv2.INTER_LINEAR
     crop = cv2.resize(img, (CROP, CROP), interpolation=interp)
@@ -87,8 +97,8 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation) -> d
     scored = analyzer.scorer.score_faces([crop], labels, [(img, (w / 2, h / 2))], [True])[0]
     # scored as a service crop
     whole = single_image_estimate(scored.factors, max(h, w) / SERVICE_CROP_SCALE, scored.notes)
-    return {"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": scored.factors,
-            "unread": unread_factors(whole.observations), "faces": 0, "face_detected": False}
+    return [{"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": scored.factors,
+             "unread": unread_factors(whole.observations), "faces": 0, "face_detected": False}]
 
 
 async def _score_video(
@@ -145,9 +155,9 @@ async def _score_video_copy(analyzer: Any, path: Path, scratch: Path, degradatio
 
 def score_files(images: list[Path], videos: list[Path], model: Path, models_dir: Path, device: str, threads: int,
                 stride: int, min_frames: int, max_seconds: float | None = None,
-                degradation: Degradation | None = None) -> list[dict[str, Any]]:
-    """Items for images (one per file) and videos (one per person), all through one Analyzer;
-    with a ``degradation``, each scored as its degraded copy."""
+                degradation: Degradation | None = None, every_face: bool = False) -> list[dict[str, Any]]:
+    """Items for images (one per file, or with ``every_face`` one per face) and videos (one per
+    person), all through one Analyzer; with a ``degradation``, each scored as its degraded copy."""
     from identix_stream.pipeline.analyzer import Analyzer
 
     worse = degradation or Degradation()
@@ -164,12 +174,9 @@ def score_files(images: list[Path], videos: list[Path], model: Path, models_dir:
         try:
             for p in images:
                 try:
-                    item = await _score_image(analyzer, p, worse)
+                    out += await _score_image(analyzer, p, worse, every_face)
                 except InvalidInput as exc:
                     log.warning("skipping %s: %s", p, exc.message)
-                    continue
-                if item is not None:
-                    out.append(item)
             with tempfile.TemporaryDirectory(prefix="identix-degraded-") as scratch:
                 for p in videos:
                     try:
@@ -240,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         images = [p for p in files if p.suffix.lower() in IMAGE_EXT]
         videos = [p for p in files if p.suffix.lower() in VIDEO_EXT]
         items = score_files(images, videos, model, models_dir, args.device, args.threads, args.stride,
-                            args.min_frames, args.max_seconds, degradation)
+                            args.min_frames, args.max_seconds, degradation, args.every_face)
         for i in items:
             i["label"] = cls
         groups[cls] = items
@@ -305,6 +312,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame")
     p.add_argument("--min-frames", type=int, default=10, help="skip video persons seen in fewer frames")
     p.add_argument("--max-seconds", type=float, help="score only the first seconds of each video")
+    p.add_argument("--every-face", action="store_true",
+                   help="score every face of an image as its own item (group photos), not only the most confident")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--downscale", type=_factor_option("downscale", 0.0, 1.0, False), metavar="S",
                       help="score copies shrunk by this factor (0-1], aspect kept (robustness check)")
