@@ -43,12 +43,25 @@ CROP = 256
 
 
 def _files(folder: Path) -> list[Path]:
+    """The folder's images and videos, its subfolders' included (a data set is often stored one folder
+    per source video or identity); hidden files and folders are left out."""
     if not folder.is_dir():
         raise DataError(f"not a folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT | VIDEO_EXT)
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_EXT | VIDEO_EXT and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
-        raise DataError(f"no images or videos in {folder}")
+        raise DataError(f"no images or videos in {folder} or its subfolders")
     return files
+
+
+def _named(items: list[dict[str, Any]], path: Path, root: Path | None) -> list[dict[str, Any]]:
+    """Items whose ``file`` is the path below ``root`` (``a/b.png``), so that equal names in two
+    subfolders stay apart; without a root the bare file name."""
+    if root is not None:
+        for item in items:
+            item["file"] = path.relative_to(root).as_posix()
+    return items
 
 
 def unread_factors(observations: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -155,9 +168,11 @@ async def _score_video_copy(analyzer: Any, path: Path, scratch: Path, degradatio
 
 def score_files(images: list[Path], videos: list[Path], model: Path, models_dir: Path, device: str, threads: int,
                 stride: int, min_frames: int, max_seconds: float | None = None,
-                degradation: Degradation | None = None, every_face: bool = False) -> list[dict[str, Any]]:
+                degradation: Degradation | None = None, every_face: bool = False,
+                root: Path | None = None) -> list[dict[str, Any]]:
     """Items for images (one per file, or with ``every_face`` one per face) and videos (one per
-    person), all through one Analyzer; with a ``degradation``, each scored as its degraded copy."""
+    person), all through one Analyzer; with a ``degradation``, each scored as its degraded copy.
+    ``root``: the folder the files were found in; items then name them by their path below it."""
     from identix_stream.pipeline.analyzer import Analyzer
 
     worse = degradation or Degradation()
@@ -174,18 +189,19 @@ def score_files(images: list[Path], videos: list[Path], model: Path, models_dir:
         try:
             for p in images:
                 try:
-                    out += await _score_image(analyzer, p, worse, every_face)
+                    out += _named(await _score_image(analyzer, p, worse, every_face), p, root)
                 except InvalidInput as exc:
                     log.warning("skipping %s: %s", p, exc.message)
             with tempfile.TemporaryDirectory(prefix="identix-degraded-") as scratch:
                 for p in videos:
                     try:
                         if worse.changes_videos:
-                            out += await _score_video_copy(analyzer, p, Path(scratch), worse,
-                                                           settings.max_image_pixels, stride, min_frames, max_seconds)
+                            items = await _score_video_copy(analyzer, p, Path(scratch), worse,
+                                                            settings.max_image_pixels, stride, min_frames, max_seconds)
                         else:
-                            out += await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames,
-                                                      max_seconds)
+                            items = await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames,
+                                                       max_seconds)
+                        out += _named(items, p, root)
                     except InvalidInput as exc:
                         log.warning("skipping %s: %s", p, exc.message)
         finally:
@@ -247,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
         images = [p for p in files if p.suffix.lower() in IMAGE_EXT]
         videos = [p for p in files if p.suffix.lower() in VIDEO_EXT]
         items = score_files(images, videos, model, models_dir, args.device, args.threads, args.stride,
-                            args.min_frames, args.max_seconds, degradation, args.every_face)
+                            args.min_frames, args.max_seconds, degradation, args.every_face, folder)
         for i in items:
             i["label"] = cls
         groups[cls] = items
