@@ -20,8 +20,14 @@ from identix_stream.errors import ConfigError
 
 # parser precisions (inference/parser_runtime.py); "auto" times the CPU candidates at warm-up
 PRECISIONS = ("fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
-# Streams: a track's image deepfake factors are refreshed at most this often (seconds).
+# A track's image deepfake factors are refreshed at most this often (stream seconds) and reused in
+# between: in uploaded videos, and in live streams, whose frames share the CPU in real time. Live
+# streams refresh them 4 times a second, the most evidence the running confidence counts per second
+# (core/deepfake_fusion.EVIDENCE_PER_S): at 0.1 s, 4 live streams on 2 cores got 10-10.8 results/s
+# each, at 0.25 s 13.4 (bench, 2026-12-07); read every 0.25 s, the first 3 s of the check videos end
+# in the same states, p within 0.04 (docs/deepfake.md, session 20).
 DEEPFAKE_INTERVAL_S = 0.1
+LIVE_DEEPFAKE_INTERVAL_S = 0.25
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -153,6 +159,7 @@ class Settings:
     max_wait_ms: float = 4.0
     queue_size: int = 32
     deepfake_interval_s: float = DEEPFAKE_INTERVAL_S
+    live_deepfake_interval_s: float = LIVE_DEEPFAKE_INTERVAL_S
     photo_orientation_search: bool = True
     # access and limits
     allow_anonymous: bool = False
@@ -236,6 +243,8 @@ class Settings:
             max_wait_ms=_float(env, "IDENTIX_MAX_WAIT_MS", 4.0, 0.0, 1000.0),
             queue_size=_int(env, "IDENTIX_QUEUE_SIZE", 32, 1, 10_000),
             deepfake_interval_s=_float(env, "IDENTIX_DEEPFAKE_INTERVAL_S", DEEPFAKE_INTERVAL_S, 0.0, 10.0),
+            live_deepfake_interval_s=_float(env, "IDENTIX_LIVE_DEEPFAKE_INTERVAL_S", LIVE_DEEPFAKE_INTERVAL_S,
+                                            0.0, 10.0),
             photo_orientation_search=_bool(env, "IDENTIX_PHOTO_ORIENTATION_SEARCH", True),
             allow_anonymous=_bool(env, "IDENTIX_ALLOW_ANONYMOUS", False),
             max_upload_bytes=_int(env, "IDENTIX_MAX_UPLOAD_MB", 200, 1, 100_000) * 1024 * 1024,

@@ -31,6 +31,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.user_store == "sqlite" and s.bcrypt_rounds >= 12
     assert s.base_url == "http://127.0.0.1:8000"
     assert s.photo_orientation_search
+    assert (s.deepfake_interval_s, s.live_deepfake_interval_s) == (0.1, 0.25)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.port = 1  # type: ignore[misc]
 
@@ -56,6 +57,7 @@ def test_values_are_parsed(tmp_path: Path) -> None:
             IDENTIX_ICE_SERVERS='[{"urls": "stun:127.0.0.1:3478"}]',
             IDENTIX_MODEL_PATH=str(tmp_path / "m.pt"),
             IDENTIX_PHOTO_ORIENTATION_SEARCH="off",
+            IDENTIX_LIVE_DEEPFAKE_INTERVAL_S="0.5",
         )
     )
     assert s.production and s.port == 9001 and s.secret_key == KEY
@@ -63,6 +65,7 @@ def test_values_are_parsed(tmp_path: Path) -> None:
     assert s.max_upload_bytes == 5 * 1024 * 1024 and s.max_wait_ms == 2.5
     assert s.ice_servers == ({"urls": "stun:127.0.0.1:3478"},)
     assert s.model_path == tmp_path / "m.pt" and not s.photo_orientation_search
+    assert s.live_deepfake_interval_s == 0.5 and s.deepfake_interval_s == 0.1
     assert KEY not in repr(s) and "mongodb://" not in repr(s)  # secrets stay out of logs
 
 
@@ -76,6 +79,7 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         ("IDENTIX_DEVICE", "tpu", "IDENTIX_DEVICE='tpu' must be one of"),
         ("IDENTIX_MAX_WAIT_MS", "nan", "IDENTIX_MAX_WAIT_MS=nan is out of range"),
         ("IDENTIX_MAX_BATCH", "0", "IDENTIX_MAX_BATCH=0 is out of range"),
+        ("IDENTIX_LIVE_DEEPFAKE_INTERVAL_S", "-1", "IDENTIX_LIVE_DEEPFAKE_INTERVAL_S=-1.0 is out of range"),
         ("IDENTIX_ICE_SERVERS", "[{", "IDENTIX_ICE_SERVERS is not valid JSON"),
         ("IDENTIX_ICE_SERVERS", '{"urls": "x"}', "IDENTIX_ICE_SERVERS must be a JSON list"),
         ("MONGODB_URI", "postgres://x", "MONGODB_URI must start with mongodb://"),

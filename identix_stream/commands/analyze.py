@@ -55,6 +55,7 @@ def _analyzer(args: argparse.Namespace) -> Any:
         max_wait_ms=s.max_wait_ms,
         queue_size=s.queue_size,
         deepfake_interval_s=s.deepfake_interval_s,
+        live_deepfake_interval_s=s.live_deepfake_interval_s,
     )
 
 

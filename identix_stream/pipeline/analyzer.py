@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from identix_stream.config import DEEPFAKE_INTERVAL_S
+from identix_stream.config import DEEPFAKE_INTERVAL_S, LIVE_DEEPFAKE_INTERVAL_S
 from identix_stream.core.face_upright import shows_upright_face
 from identix_stream.core.geometry import (
     SERVICE_CROP_SCALE,
@@ -109,6 +109,7 @@ class Analyzer:
         crop_scale: float = SERVICE_CROP_SCALE,
         deepfake_interval_s: float = DEEPFAKE_INTERVAL_S,
         photo_orientation_search: bool = True,
+        live_deepfake_interval_s: float = LIVE_DEEPFAKE_INTERVAL_S,
     ) -> None:
         self.model_path = Path(model_path)
         self.models_dir = models_dir or self.model_path.parent
@@ -119,6 +120,7 @@ class Analyzer:
         self.min_face_px = min_face_px
         self.crop_scale = crop_scale
         self.deepfake_interval_s = deepfake_interval_s
+        self.live_deepfake_interval_s = live_deepfake_interval_s
         self.photo_orientation_search = photo_orientation_search
         self.batcher: Batcher[_Job, FrameResult] = Batcher(
             self._process, max_batch=max_batch, max_wait_s=max_wait_ms / 1000.0, queue_size=queue_size
@@ -143,6 +145,7 @@ class Analyzer:
             max_wait_ms=float(getattr(settings, "max_wait_ms", 4)),
             queue_size=int(getattr(settings, "queue_size", 32)),
             deepfake_interval_s=float(getattr(settings, "deepfake_interval_s", DEEPFAKE_INTERVAL_S)),
+            live_deepfake_interval_s=float(getattr(settings, "live_deepfake_interval_s", LIVE_DEEPFAKE_INTERVAL_S)),
             photo_orientation_search=bool(getattr(settings, "photo_orientation_search", True)),
         )
 
@@ -459,19 +462,21 @@ class Analyzer:
     def _deepfake_factors(self, jobs: list[_Job], faces: list[_Face], crop_labels: list[np.ndarray]
                           ) -> list[ScoredFace | None]:
         """Image factors (and what they saw) per face. In streams a track's factors are refreshed at most
-        every ``deepfake_interval_s`` of stream time and reused in between: the running confidence counts
-        at most EVIDENCE_PER_S evidence units per second anyway, and scoring is ~15% of a frame's CPU."""
+        every ``deepfake_interval_s`` (videos) or ``live_deepfake_interval_s`` (live) of stream time and
+        reused in between: the running confidence counts at most EVIDENCE_PER_S evidence units per second
+        anyway, and scoring is ~20% of a loaded live batch's time."""
         out: list[ScoredFace | None] = [None] * len(faces)
         if self.scorer is None or not faces:
             return out
-        fresh_for = self.deepfake_interval_s - 1e-3  # 1 ms slack: frame times are floats
+        fresh_for = {"live": self.live_deepfake_interval_s - 1e-3,  # 1 ms slack: frame times are floats
+                     "video": self.deepfake_interval_s - 1e-3}
         tracks: dict[int, TrackData] = {}  # face index -> track state of stream faces
         todo: list[int] = []
         for k, f in enumerate(faces):
             job = jobs[f.job_index]
             if job.session.kind != "image":
                 data = tracks[k] = job.session.track_data(f.track_id)
-                if data.factors_ts is not None and 0.0 <= job.timestamp - data.factors_ts < fresh_for:
+                if data.factors_ts is not None and 0.0 <= job.timestamp - data.factors_ts < fresh_for[job.session.kind]:
                     out[k] = data.factors
                     continue
             todo.append(k)

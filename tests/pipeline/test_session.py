@@ -172,6 +172,24 @@ async def test_stream_tracks_reuse_recent_deepfake_factors(analyzer: Analyzer, s
     assert analyzer.deepfake_scored - before == 2  # single images are always scored
 
 
+async def test_live_streams_refresh_deepfake_factors_less_often(analyzer: Analyzer, shared_data: Path) -> None:
+    if analyzer.scorer is None:
+        pytest.skip("no deepfake models in models/")
+    assert (analyzer.deepfake_interval_s, analyzer.live_deepfake_interval_s) == (0.1, 0.25)
+    frames = video_frames(shared_data / "videos" / "talking_heads" / "driving_d0.mp4", 6)
+    stamps = [0.0, 0.1, 0.2, 0.26, 0.4, 0.55]
+    scored = {}
+    for kind in ("video", "live"):
+        session = analyzer.open_session(kind)
+        before = analyzer.deepfake_scored
+        for i, (f, t) in enumerate(zip(frames, stamps, strict=True)):
+            await session.analyze(f, i, timestamp=t)
+        scored[kind] = analyzer.deepfake_scored - before
+        session.close()
+    # video: fresh at 0, 0.1, 0.2, 0.4 and 0.55 (0.26 is 0.06 s after 0.2); live: at 0, 0.26 and 0.55
+    assert scored == {"video": 5, "live": 3}
+
+
 async def test_photo_evidence_is_weighed_by_each_face_size(analyzer: Analyzer, shared_data: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from identix_stream.core import deepfake_fusion
