@@ -8,6 +8,9 @@ Prints one JSON document (``--json``: nothing else on stdout). Sections:
   minus the first third) and the executor's batch-size statistics;
 - ``precision_check`` (``--precision-check``): mean F1 of each precision against fp32 on the
   CelebAMask-mini validation split; exits 1 if a reduced precision loses more than 1 point.
+
+With ``--server ws://HOST:PORT/ws/live`` only the streams run, each as a WebSocket connection to that
+running server (``bench_server.py``), with the same per-stream figures.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import asyncio
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from identix_stream.commands.stream_stats import pct, stream_summary
 from identix_stream.config import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -52,11 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only compare each precision's mean F1 with fp32 on real validation images")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data root for --precision-check")
     p.add_argument("--check-images", type=int, default=60, help="validation images for --precision-check")
+    p.add_argument("--server", help="drive a running server's /ws/live instead (e.g. ws://127.0.0.1:8000/ws/live)")
+    p.add_argument("--token", default=os.environ.get("IDENTIX_API_TOKEN"),
+                   help="API token for --server (default: IDENTIX_API_TOKEN; none with anonymous access)")
     p.set_defaults(func=run)
-
-
-def pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 2) if values else None
 
 
 def _settings_defaults(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,6 +74,7 @@ def _settings_defaults(args: argparse.Namespace) -> dict[str, Any]:
         "max_wait_ms": s.max_wait_ms,
         "queue_size": s.queue_size,
         "deepfake_interval_s": s.deepfake_interval_s,
+        "live_deepfake_interval_s": s.live_deepfake_interval_s,
     }
 
 
@@ -215,19 +218,7 @@ async def _one_stream(analyzer: Any, jpegs: list[bytes], fps: float, duration: f
         await asyncio.gather(*pending)
     elapsed = time.monotonic() - start
     session.close()
-    lat = [v for _, v in latencies]
-    third = duration / 3
-    first = [v for t, v in latencies if t < third]
-    last = [v for t, v in latencies if t >= 2 * third]
-    drift = (statistics.median(last) - statistics.median(first)) if first and last else None
-    return {
-        **counts,
-        "results_per_s": round(counts["delivered"] / elapsed, 2),
-        "p50_ms": pct(lat, 50),
-        "p95_ms": pct(lat, 95),
-        "drop_rate": round((counts["sent"] - counts["delivered"]) / max(counts["sent"], 1), 3),
-        "drift_ms": None if drift is None else round(drift, 1),
-    }
+    return stream_summary(counts, latencies, elapsed, duration)
 
 
 async def bench_streams(analyzer: Any, jpegs: list[bytes], n: int, fps: float, duration: float) -> dict[str, Any]:
@@ -308,11 +299,12 @@ async def _bench(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any
 
     duration = 60.0 if args.long else args.duration
     frames = read_video(args.video)
-    jpegs = [cv2.imencode(".jpg", to_640x480(f), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
+    jpegs = _stream_jpegs(frames)
     analyzer = Analyzer(cfg["model"], device=cfg["device"], precision=cfg["precision"],
                         torch_threads=cfg["threads"], max_batch=cfg["max_batch"],
                         max_wait_ms=cfg["max_wait_ms"], queue_size=cfg["queue_size"],
-                        deepfake_interval_s=cfg["deepfake_interval_s"])
+                        deepfake_interval_s=cfg["deepfake_interval_s"],
+                        live_deepfake_interval_s=cfg["live_deepfake_interval_s"])
     t0 = time.perf_counter()
     await analyzer.start()
     report: dict[str, Any] = {
@@ -324,6 +316,7 @@ async def _bench(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any
         "max_batch": cfg["max_batch"],
         "max_wait_ms": cfg["max_wait_ms"],
         "deepfake_interval_s": cfg["deepfake_interval_s"],
+        "live_deepfake_interval_s": cfg["live_deepfake_interval_s"],  # the one the simulated streams use
         "start_s": round(time.perf_counter() - t0, 2),
         "video": str(args.video),
         "cpu_count": os.cpu_count(),
@@ -344,12 +337,52 @@ async def _bench(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any
         crop, _ = crop_face(img, crop_window(box, spec.crop_scale, spec.crop_shift_y), analyzer.runtime.input_size)
         report["parser"] = await bench_parser(analyzer, crop)
         report["streams"] = []
-        for n in (int(v) for v in args.streams.split(",") if v.strip()):
+        for n in _stream_counts(args.streams):
             report["streams"].append(await bench_streams(analyzer, jpegs, n, args.fps, duration))
             if not args.json:
                 print(json.dumps(report["streams"][-1]), file=sys.stderr)
     finally:
         await analyzer.stop()
+    report["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    return report
+
+
+def _stream_counts(text: str) -> list[int]:
+    from identix_stream.errors import DataError
+
+    try:
+        counts = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise DataError(f"--streams must be comma-separated integers, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise DataError(f"--streams needs counts >= 1, got {text!r}")
+    return counts
+
+
+def _stream_jpegs(frames: list[np.ndarray]) -> list[bytes]:
+    """The frames letterboxed to 640x480 and JPEG'd, as a webcam client would send them."""
+    import cv2
+
+    return [cv2.imencode(".jpg", to_640x480(f), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
+
+
+async def _bench_server(args: argparse.Namespace) -> dict[str, Any]:
+    from identix_stream.commands.bench_server import bench_server_streams
+
+    if not args.server.startswith(("ws://", "wss://")):
+        from identix_stream.errors import DataError
+
+        raise DataError(f"--server must be a ws:// or wss:// URL, got {args.server!r}")
+    counts = _stream_counts(args.streams)
+    duration = 60.0 if args.long else args.duration
+    jpegs = _stream_jpegs(read_video(args.video))
+    report: dict[str, Any] = {"server": args.server, "video": str(args.video), "cpu_count": os.cpu_count(),
+                              "cpu": cpu_description(), "load_avg_at_start": [round(v, 2) for v in os.getloadavg()],
+                              "streams": []}
+    for n in counts:
+        report["streams"].append(await bench_server_streams(args.server, args.token, jpegs, n, args.fps, duration))
+        if not args.json:
+            print(json.dumps(report["streams"][-1]), file=sys.stderr)
     report["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     return report
 
@@ -361,6 +394,6 @@ def run(args: argparse.Namespace) -> int:
         result = precision_check(cfg["model"], args.data, cfg["device"], cfg["threads"], args.check_images)
         print(json.dumps(result, indent=None if args.json else 1))
         return 0 if result["ok"] else 1
-    report = asyncio.run(_bench(args, cfg))
+    report = asyncio.run(_bench_server(args) if args.server else _bench(args, cfg))
     print(json.dumps(report, indent=None if args.json else 1))
     return 0

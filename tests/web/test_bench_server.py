@@ -1,0 +1,48 @@
+"""``identix-stream bench --server``: live streams driven over real WebSockets against a running
+Hypercorn server, counted the way a client sees them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from identix_stream.cli import main
+from identix_stream.commands.bench_server import bench_server_streams
+
+from .conftest import ServerThread
+
+
+@pytest.mark.data
+@pytest.mark.slow
+async def test_every_frame_sent_is_answered_and_counted(live_server: ServerThread,
+                                                        talking_head_jpegs: list[bytes]) -> None:
+    report = await bench_server_streams(f"{live_server.ws_url}/ws/live", None, talking_head_jpegs, n=2, fps=15.0,
+                                        duration=3.0)
+    assert report["streams"] == 2 and len(report["per_stream"]) == 2
+    for stream in report["per_stream"]:
+        assert 40 <= stream["sent"] <= 47  # 15 fps for 3 s
+        assert stream["unanswered"] == 0 and stream["errors"] == 0 and "error_codes" not in stream
+        assert stream["delivered"] >= 5 and stream["delivered"] + stream["dropped"] == stream["sent"]
+        assert 0 < stream["p50_ms"] <= stream["p95_ms"]
+        assert sum(stream["batch_frames"].values()) == stream["delivered"]
+    assert report["min_results_per_s"] == min(s["results_per_s"] for s in report["per_stream"])
+    assert sum(report["results_by_batch_frames"].values()) == sum(s["delivered"] for s in report["per_stream"])
+
+
+def test_an_unreachable_server_is_a_clear_error(caplog: pytest.LogCaptureFixture, shared_data: Path) -> None:
+    video = shared_data / "videos" / "talking_heads" / "driving_d0.mp4"
+    assert main(["bench", "--server", "ws://127.0.0.1:9/ws/live", "--video", str(video), "--duration", "1"]) == 2
+    assert "cannot connect to ws://127.0.0.1:9/ws/live" in caplog.text
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--server", "http://127.0.0.1:8000/ws/live", "--server must be a ws:// or wss:// URL"),
+    ("--streams", "0", "--streams needs counts >= 1, got '0'"),
+    ("--streams", "four", "--streams must be comma-separated integers, got 'four'"),
+])
+def test_bad_server_options_are_refused(option: str, value: str, message: str,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    args = ["bench", "--server", "ws://127.0.0.1:9/ws/live", option, value]
+    assert main(args) == 2
+    assert message in caplog.text
