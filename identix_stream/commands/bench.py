@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from identix_stream.commands.stream_stats import pct, stream_summary
+from identix_stream.commands.stream_stats import pct, stream_summary, streams_summary
 from identix_stream.config import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -232,13 +232,7 @@ async def bench_streams(analyzer: Any, jpegs: list[bytes], n: int, fps: float, d
     batches = sum(sizes.values())
     face_sizes = {str(k): v - faces0.get(k, 0) for k, v in analyzer.face_batch_sizes.items() if v - faces0.get(k, 0)}
     return {
-        "streams": n,
-        "fps_in": fps,
-        "duration_s": duration,
-        "per_stream": per_stream,
-        "min_results_per_s": min(s["results_per_s"] for s in per_stream),
-        "max_p95_ms": max((s["p95_ms"] or 0) for s in per_stream),
-        "max_drift_ms": max((s["drift_ms"] or 0) for s in per_stream),
+        **streams_summary(n, fps, duration, per_stream),
         "frame_batches": {
             "count": batches,
             "mean_frames_per_batch": round(sum(int(k) * v for k, v in sizes.items()) / max(batches, 1), 2),

@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from identix_stream.commands.stream_stats import stream_summary
+from identix_stream.commands.stream_stats import stream_summary, streams_summary
 from identix_stream.errors import DataError
 from identix_stream.web.protocol import encode_frame
 
@@ -53,8 +53,9 @@ async def _one_connection(url: str, token: str | None, jpegs: list[bytes], fps: 
                 if msg.get("type") == "result" and t0 is not None:
                     counts["delivered"] += 1
                     latencies.append((t0 - start, (time.monotonic() - t0) * 1000))
-                    size = str(msg.get("timing", {}).get("batch_frames"))
-                    batch_frames[size] = batch_frames.get(size, 0) + 1
+                    size = msg.get("timing", {}).get("batch_frames")
+                    key = str(int(size)) if isinstance(size, int | float) else "unknown"
+                    batch_frames[key] = batch_frames.get(key, 0) + 1
                 elif msg.get("type") == "dropped":
                     counts["dropped"] += 1
                 elif msg.get("type") == "error":
@@ -89,16 +90,8 @@ async def bench_server_streams(url: str, token: str | None, jpegs: list[bytes], 
                                duration: float) -> dict[str, Any]:
     """N concurrent connections to ``url``; the same per-stream figures as the in-process bench."""
     per_stream = await asyncio.gather(*(_one_connection(url, token, jpegs, fps, duration) for _ in range(n)))
-    return {
-        "streams": n,
-        "fps_in": fps,
-        "duration_s": duration,
-        "per_stream": per_stream,
-        "min_results_per_s": min(s["results_per_s"] for s in per_stream),
-        "max_p95_ms": max((s["p95_ms"] or 0) for s in per_stream),
-        "max_drift_ms": max((s["drift_ms"] or 0) for s in per_stream),
-        "results_by_batch_frames": _sum_counts(s["batch_frames"] for s in per_stream),
-    }
+    return {**streams_summary(n, fps, duration, per_stream),
+            "results_by_batch_frames": _sum_counts(s["batch_frames"] for s in per_stream)}
 
 
 def _sum_counts(dicts: Any) -> dict[str, int]:

@@ -30,3 +30,16 @@ def stream_summary(counts: dict[str, int], latencies: list[tuple[float, float]],
         "drop_rate": round((counts["sent"] - counts["delivered"]) / max(counts["sent"], 1), 3),
         "drift_ms": None if drift is None else round(drift, 1),
     }
+
+
+def streams_summary(n: int, fps: float, duration: float, per_stream: list[dict[str, Any]]) -> dict[str, Any]:
+    """One stream-count setting: its per-stream figures and the worst of them."""
+    return {
+        "streams": n,
+        "fps_in": fps,
+        "duration_s": duration,
+        "per_stream": per_stream,
+        "min_results_per_s": min(s["results_per_s"] for s in per_stream),
+        "max_p95_ms": max((s["p95_ms"] or 0) for s in per_stream),
+        "max_drift_ms": max((s["drift_ms"] or 0) for s in per_stream),
+    }

@@ -26,6 +26,7 @@ async def test_every_frame_sent_is_answered_and_counted(live_server: ServerThrea
         assert stream["delivered"] >= 5 and stream["delivered"] + stream["dropped"] == stream["sent"]
         assert 0 < stream["p50_ms"] <= stream["p95_ms"]
         assert sum(stream["batch_frames"].values()) == stream["delivered"]
+        assert all(size.isdigit() and int(size) >= 1 for size in stream["batch_frames"]), stream["batch_frames"]
     assert report["min_results_per_s"] == min(s["results_per_s"] for s in report["per_stream"])
     assert sum(report["results_by_batch_frames"].values()) == sum(s["delivered"] for s in report["per_stream"])
 
