@@ -25,7 +25,7 @@ ANSWER_GRACE_S = 10.0  # after the last frame, how long to wait for the answers 
 async def _one_connection(url: str, token: str | None, jpegs: list[bytes], fps: float,
                           duration: float) -> dict[str, Any]:
     from websockets.asyncio.client import connect
-    from websockets.exceptions import WebSocketException
+    from websockets.exceptions import ConnectionClosed, WebSocketException
 
     headers = {"Authorization": f"Bearer {token}"} if token else None
     counts = {"sent": 0, "delivered": 0, "dropped": 0, "overloaded": 0, "errors": 0}
@@ -67,17 +67,22 @@ async def _one_connection(url: str, token: str | None, jpegs: list[bytes], fps: 
 
         receiver = asyncio.create_task(receive())
         frame_id = 0
-        while (now := time.monotonic()) - start < duration and not receiver.done():
-            sent_at[frame_id] = time.monotonic()
-            await ws.send(encode_frame(frame_id, jpegs[frame_id % len(jpegs)], client_ts=now - start))
-            counts["sent"] += 1
-            frame_id += 1
-            await asyncio.sleep(max(0.0, start + frame_id / fps - time.monotonic()))
         try:
+            while (now := time.monotonic()) - start < duration and not receiver.done():
+                sent_at[frame_id] = time.monotonic()
+                await ws.send(encode_frame(frame_id, jpegs[frame_id % len(jpegs)], client_ts=now - start))
+                counts["sent"] += 1
+                frame_id += 1
+                await asyncio.sleep(max(0.0, start + frame_id / fps - time.monotonic()))
             await asyncio.wait_for(receiver, ANSWER_GRACE_S)
         except TimeoutError:
             receiver.cancel()
+        except ConnectionClosed:
+            pass  # reported below
         elapsed = time.monotonic() - start
+        if ws.close_code is not None and elapsed < duration:
+            raise DataError(f"{url} closed the stream after {counts['sent']} frames: "
+                            f"{ws.close_code} {ws.close_reason or ''}".rstrip())
     out = stream_summary(counts, latencies, elapsed, duration)
     out["unanswered"] = len(sent_at)
     out["batch_frames"] = dict(sorted(batch_frames.items()))

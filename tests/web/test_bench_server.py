@@ -47,3 +47,21 @@ def test_bad_server_options_are_refused(option: str, value: str, message: str,
     args = ["bench", "--server", "ws://127.0.0.1:9/ws/live", option, value]
     assert main(args) == 2
     assert message in caplog.text
+
+
+async def test_a_server_that_closes_mid_stream_is_a_clear_error() -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from identix_stream.errors import DataError
+
+    async def handler(ws: ServerConnection) -> None:  # hello, then a close after 3 frames, as a 1008 would
+        await ws.send('{"v": 1, "type": "hello"}')
+        for _ in range(3):
+            await ws.recv()
+        await ws.close(1008, "the client does not read its messages")
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        with pytest.raises(DataError, match=r"closed the stream after \d+ frames: 1008 the client does not read"):
+            await bench_server_streams(f"ws://127.0.0.1:{port}/ws/live", None, [b"\xff\xd8jpeg"], n=1, fps=30.0,
+                                       duration=5.0)
