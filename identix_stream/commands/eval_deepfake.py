@@ -55,13 +55,8 @@ def _files(folder: Path) -> list[Path]:
     return files
 
 
-def _named(items: list[dict[str, Any]], path: Path, root: Path | None) -> list[dict[str, Any]]:
-    """Items whose ``file`` is the path below ``root`` (``a/b.png``), so that equal names in two
-    subfolders stay apart; without a root the bare file name."""
-    if root is not None:
-        for item in items:
-            item["file"] = path.relative_to(root).as_posix()
-    return items
+def _name(path: Path, root: Path | None) -> str:
+    return path.name if root is None else path.relative_to(root).as_posix()
 
 
 def unread_factors(observations: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -69,7 +64,7 @@ def unread_factors(observations: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {name: str(note["reason"]) for name, note in observations.items() if "reason" in note}
 
 
-async def _score_image(analyzer: Any, path: Path, degradation: Degradation,
+async def _score_image(analyzer: Any, path: Path, name: str, degradation: Degradation,
                        every_face: bool = False) -> list[dict[str, Any]]:
     """The service's single-image answer for the file's most confident face, or with ``every_face``
     one item per face (most confident first; ``face`` numbers them, ``box`` places them), so that every
@@ -97,7 +92,7 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation,
         items = []
         for index, face in enumerate(faces if every_face else faces[:1]):
             est = face.deepfake
-            item = {"file": path.name, "p_fake": est.p_fake, "state": est.state, "factors": dict(est.factors),
+            item = {"file": name, "p_fake": est.p_fake, "state": est.state, "factors": dict(est.factors),
                     "unread": unread_factors(est.observations), "faces": len(faces), "face_detected": True}
             if every_face:
                 item |= {"face": index, "box": [round(v, 1) for v in face.box]}
@@ -110,12 +105,13 @@ async def _score_image(analyzer: Any, path: Path, degradation: Degradation,
     scored = analyzer.scorer.score_faces([crop], labels, [(img, (w / 2, h / 2))], [True])[0]
     # scored as a service crop
     whole = single_image_estimate(scored.factors, max(h, w) / SERVICE_CROP_SCALE, scored.notes)
-    return [{"file": path.name, "p_fake": whole.p_fake, "state": whole.state, "factors": scored.factors,
+    return [{"file": name, "p_fake": whole.p_fake, "state": whole.state, "factors": scored.factors,
              "unread": unread_factors(whole.observations), "faces": 0, "face_detected": False}]
 
 
 async def _score_video(
-    analyzer: Any, path: Path, max_pixels: int, stride: int, min_frames: int, max_seconds: float | None = None
+    analyzer: Any, path: Path, name: str, max_pixels: int, stride: int, min_frames: int,
+    max_seconds: float | None = None
 ) -> list[dict[str, Any]]:
     """Per person: the last running estimate of the track (over the whole clip, or its first
     ``max_seconds``) and each factor averaged over the track's frames."""
@@ -149,19 +145,21 @@ async def _score_video(
         if frames[tid] < min_frames or est.p_fake is None:
             continue
         factors = {k: sums[tid][k] / counts[tid][k] for k in sums[tid]}
-        items.append({"file": path.name, "track_id": tid, "frames": frames[tid], "p_fake": est.p_fake,
+        items.append({"file": name, "track_id": tid, "frames": frames[tid], "p_fake": est.p_fake,
                       "state": est.state, "factors": factors, "unread": unread_factors(est.observations)})
-    log.info("%s: %s", path.name, [(i["track_id"], i["state"], round(i["p_fake"], 3)) for i in items])
+    log.info("%s: %s", name, [(i["track_id"], i["state"], round(i["p_fake"], 3)) for i in items])
     return items
 
 
-async def _score_video_copy(analyzer: Any, path: Path, scratch: Path, degradation: Degradation, max_pixels: int,
-                           stride: int, min_frames: int, max_seconds: float | None) -> list[dict[str, Any]]:
-    """``_score_video`` of the video's degraded copy (same name, in ``scratch``, removed afterwards)."""
+async def _score_video_copy(analyzer: Any, path: Path, name: str, scratch: Path, degradation: Degradation,
+                           max_pixels: int, stride: int, min_frames: int, max_seconds: float | None
+                           ) -> list[dict[str, Any]]:
+    """``_score_video`` of the video's degraded copy (in ``scratch``, removed afterwards), items named
+    ``name`` like the original's."""
     copy = scratch / f"{path.stem}.mp4"
     try:
         await asyncio.to_thread(degrade_video, path, copy, degradation, max_pixels)
-        return await _score_video(analyzer, copy, max_pixels, stride, min_frames, max_seconds)
+        return await _score_video(analyzer, copy, name, max_pixels, stride, min_frames, max_seconds)
     finally:
         copy.unlink(missing_ok=True)
 
@@ -172,7 +170,8 @@ def score_files(images: list[Path], videos: list[Path], model: Path, models_dir:
                 root: Path | None = None) -> list[dict[str, Any]]:
     """Items for images (one per file, or with ``every_face`` one per face) and videos (one per
     person), all through one Analyzer; with a ``degradation``, each scored as its degraded copy.
-    ``root``: the folder the files were found in; items then name them by their path below it."""
+    ``root``: the folder the files were found in; items then name them by their path below it (so
+    that equal names in two subfolders stay apart), else by the bare file name."""
     from identix_stream.pipeline.analyzer import Analyzer
 
     worse = degradation or Degradation()
@@ -189,19 +188,18 @@ def score_files(images: list[Path], videos: list[Path], model: Path, models_dir:
         try:
             for p in images:
                 try:
-                    out += _named(await _score_image(analyzer, p, worse, every_face), p, root)
+                    out += await _score_image(analyzer, p, _name(p, root), worse, every_face)
                 except InvalidInput as exc:
                     log.warning("skipping %s: %s", p, exc.message)
             with tempfile.TemporaryDirectory(prefix="identix-degraded-") as scratch:
                 for p in videos:
                     try:
                         if worse.changes_videos:
-                            items = await _score_video_copy(analyzer, p, Path(scratch), worse,
-                                                            settings.max_image_pixels, stride, min_frames, max_seconds)
+                            out += await _score_video_copy(analyzer, p, _name(p, root), Path(scratch), worse,
+                                                           settings.max_image_pixels, stride, min_frames, max_seconds)
                         else:
-                            items = await _score_video(analyzer, p, settings.max_image_pixels, stride, min_frames,
-                                                       max_seconds)
-                        out += _named(items, p, root)
+                            out += await _score_video(analyzer, p, _name(p, root), settings.max_image_pixels, stride,
+                                                      min_frames, max_seconds)
                     except InvalidInput as exc:
                         log.warning("skipping %s: %s", p, exc.message)
         finally:
