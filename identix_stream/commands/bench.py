@@ -29,6 +29,7 @@ import numpy as np
 
 from identix_stream.commands.stream_stats import pct, stream_summary, streams_summary
 from identix_stream.config import PRECISIONS
+from identix_stream.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,6 @@ def cpu_description() -> dict[str, Any]:
 
 def read_video(path: Path, limit: int = 300) -> list[np.ndarray]:
     import av
-
-    from identix_stream.errors import DataError
 
     if not path.is_file():
         raise DataError(f"benchmark video not found: {path} (pass --video)")
@@ -342,8 +341,6 @@ async def _bench(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any
 
 
 def _stream_counts(text: str) -> list[int]:
-    from identix_stream.errors import DataError
-
     try:
         counts = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -364,8 +361,6 @@ async def _bench_server(args: argparse.Namespace) -> dict[str, Any]:
     from identix_stream.commands.bench_server import bench_server_streams
 
     if not args.server.startswith(("ws://", "wss://")):
-        from identix_stream.errors import DataError
-
         raise DataError(f"--server must be a ws:// or wss:// URL, got {args.server!r}")
     counts = _stream_counts(args.streams)
     duration = 60.0 if args.long else args.duration

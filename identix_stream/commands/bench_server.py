@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from typing import Any
 
 from identix_stream.commands.stream_stats import stream_summary, streams_summary
@@ -56,11 +57,11 @@ async def _one_connection(url: str, token: str | None, jpegs: list[bytes], fps: 
                     size = msg.get("timing", {}).get("batch_frames")
                     key = str(int(size)) if isinstance(size, int | float) else "unknown"
                     batch_frames[key] = batch_frames.get(key, 0) + 1
-                elif msg.get("type") == "dropped":
-                    counts["dropped"] += 1
+                elif msg.get("type") == "dropped":  # the server sheds load as dropped/"overloaded"
+                    counts["overloaded" if msg.get("reason") == "overloaded" else "dropped"] += 1
                 elif msg.get("type") == "error":
                     code = str(msg.get("code", "error"))
-                    counts["overloaded" if code == "overloaded" else "errors"] += 1
+                    counts["errors"] += 1
                     error_codes[code] = error_codes.get(code, 0) + 1
                 if counts["sent"] and not sent_at and time.monotonic() - start >= duration:
                     return
@@ -95,13 +96,5 @@ async def bench_server_streams(url: str, token: str | None, jpegs: list[bytes], 
                                duration: float) -> dict[str, Any]:
     """N concurrent connections to ``url``; the same per-stream figures as the in-process bench."""
     per_stream = await asyncio.gather(*(_one_connection(url, token, jpegs, fps, duration) for _ in range(n)))
-    return {**streams_summary(n, fps, duration, per_stream),
-            "results_by_batch_frames": _sum_counts(s["batch_frames"] for s in per_stream)}
-
-
-def _sum_counts(dicts: Any) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for d in dicts:
-        for k, v in d.items():
-            total[k] = total.get(k, 0) + v
-    return dict(sorted(total.items()))
+    by_batch = sum((Counter(s["batch_frames"]) for s in per_stream), Counter[str]())
+    return {**streams_summary(n, fps, duration, per_stream), "results_by_batch_frames": dict(sorted(by_batch.items()))}
