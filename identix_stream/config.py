@@ -23,8 +23,8 @@ PRECISIONS = ("fp32", "bf16", "fp16", "ort-fp32", "ort-int8")
 # A track's image deepfake factors are refreshed at most this often (stream seconds) and reused in
 # between: in uploaded videos, and in live streams, whose frames share the CPU in real time. Live
 # streams refresh them 4 times a second, the most evidence the running confidence counts per second
-# (core/deepfake_fusion.EVIDENCE_PER_S): at 0.1 s, 4 live streams on 2 cores got 10-10.8 results/s
-# each, at 0.25 s 13.4 (bench, 2026-12-07); read every 0.25 s, the first 3 s of the check videos end
+# (core/deepfake_fusion.EVIDENCE_PER_S): at 0.1 s, 4 live streams on 2 cores got 10.8 results/s
+# each, at 0.25 s 13.4 (bench, idle, 2026-12-07); read every 0.25 s, the first 3 s of the check videos end
 # in the same states, p within 0.04 (docs/deepfake.md, session 20).
 DEEPFAKE_INTERVAL_S = 0.1
 LIVE_DEEPFAKE_INTERVAL_S = 0.25

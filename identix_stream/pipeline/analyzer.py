@@ -464,7 +464,7 @@ class Analyzer:
         """Image factors (and what they saw) per face. In streams a track's factors are refreshed at most
         every ``deepfake_interval_s`` (videos) or ``live_deepfake_interval_s`` (live) of stream time and
         reused in between: the running confidence counts at most EVIDENCE_PER_S evidence units per second
-        anyway, and scoring is ~20% of a loaded live batch's time."""
+        anyway, and at 0.1 s scoring took ~20% of a loaded 4-stream batch's time (py-spy, session 20)."""
         out: list[ScoredFace | None] = [None] * len(faces)
         if self.scorer is None or not faces:
             return out
