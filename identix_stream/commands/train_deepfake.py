@@ -33,6 +33,16 @@ def _probability(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.what == "sbi":
         from identix_stream.training.train_deepfake import TrainConfig, train
@@ -42,7 +52,8 @@ def _run(args: argparse.Namespace) -> int:
                           pool_faces=args.pool_faces, init=Path(args.init) if args.init else None,
                           cross_share=args.cross_share, hard_real_weight=args.hard_real_weight,
                           equalize_luma=args.equalize_luma, input_size=args.input_size,
-                          small_codec=args.small_codec, frame_edges=args.frame_edges)
+                          small_codec=args.small_codec, frame_edges=args.frame_edges,
+                          seam_weight=args.seam_weight)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -82,6 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-edges", type=_probability, default=0.0,
                    help="cut training crops black outside the image, as the service does, and this share of "
                         "them at a frame edge that clips the face (sbi)")
+    p.add_argument("--seam-weight", type=_non_negative, default=0.0,
+                   help="> 0: an auxiliary head learns where each fake was blended (Face X-ray style), with "
+                        "this weight on its loss; the shipped file keeps only the image head (sbi)")
     p.add_argument("--resolution-for-shipped", action="store_true",
                    help="fit the resolution reliability for the shipped FUSION_GROUPS, not the new fit (fusion)")
     p.add_argument("--parser", help="parser model: adds parsed faces of the fit half of the talking heads (sbi)")

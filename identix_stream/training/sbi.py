@@ -142,12 +142,22 @@ def _deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(m * ratio, 0.0, 1.0)
 
 
+def _blend(src: np.ndarray, img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    out = alpha[..., None] * src + (1.0 - alpha[..., None]) * img.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def self_blend_with_alpha(img: np.ndarray, mask: np.ndarray,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``self_blend`` and its blend weights (float32 0-1 per pixel, where the perturbed copy shows)."""
+    src = _perturb_geometry(_perturb_sharpness(_perturb_colour(img, rng), rng), rng)
+    alpha = _deform_mask((mask > 0).astype(np.uint8), rng)
+    return _blend(src, img, alpha), alpha
+
+
 def self_blend(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One self-blended fake from a BGR uint8 crop and its face mask (same size; any id > 0 is face)."""
-    src = _perturb_geometry(_perturb_sharpness(_perturb_colour(img, rng), rng), rng)
-    alpha = _deform_mask((mask > 0).astype(np.uint8), rng)[..., None]
-    out = alpha * src + (1.0 - alpha) * img.astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return self_blend_with_alpha(img, mask, rng)[0]
 
 
 MIN_CROSS_FACE_PIXELS = 50  # a smaller face region gives no box worth moving a donor onto
@@ -155,6 +165,14 @@ MIN_CROSS_FACE_PIXELS = 50  # a smaller face region gives no box worth moving a 
 
 def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray | None:
+    """Another real person's face blended in (see ``cross_blend_with_alpha``); None when a face region is
+    too small."""
+    blended = cross_blend_with_alpha(img, mask, donor, donor_mask, rng)
+    return None if blended is None else blended[0]
+
+
+def cross_blend_with_alpha(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask: np.ndarray,
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
     """Another real person's face blended in (Face X-ray's "blended images", Li et al. CVPR 2020):
     the donor crop is aligned onto the target like ``training/face_swap.py`` does (a similarity on the
     part centres both show, else the face boxes), moved by up to 2% of the crop, colour-matched to the
@@ -163,7 +181,7 @@ def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask
     maps (``face_parts``; any id > 0 is face). Self-blends teach subtle seams of the same face; these
     teach the identity/texture change inside a seam that real swaps have. Until 2026-11-29 donors were
     only box-aligned, so most cross blends showed misplaced eyes and brows, a cue real swaps lack.
-    None when a face region is too small."""
+    Returns the fake and its blend weights, or None when a face region is too small."""
     from identix_stream.training.face_swap import colour_transfer, donor_alignment
 
     face, donor_face = mask > 0, donor_mask > 0
@@ -184,9 +202,8 @@ def cross_blend(img: np.ndarray, mask: np.ndarray, donor: np.ndarray, donor_mask
     else:
         src = np.clip(_perturb_colour(src, rng), 0, 255).astype(np.uint8)
     src = _perturb_sharpness(src.astype(np.float32), rng)
-    alpha = _deform_mask(region.astype(np.uint8), rng)[..., None]
-    out = alpha * src + (1.0 - alpha) * img.astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    alpha = _deform_mask(region.astype(np.uint8), rng)
+    return _blend(src, img, alpha), alpha
 
 
 def _global_colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -229,14 +246,21 @@ def _compress(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def degrade(img: np.ndarray, rng: np.random.Generator, small_codec: float = 0.0) -> np.ndarray:
+    """``degrade_flipped`` without saying whether the image was mirrored."""
+    return degrade_flipped(img, rng, small_codec)[0]
+
+
+def degrade_flipped(img: np.ndarray, rng: np.random.Generator, small_codec: float = 0.0) -> tuple[np.ndarray, bool]:
     """Post-processing shared by real and fake samples: flips, colour, grey, occluders, down/up-scaling,
     JPEG, noise. Scaling reaches 1/4: small faces upscaled to the crop (DFDC crops ~70 px, blurry web
     photos) were the real faces the net scored most fake. With probability ``small_codec`` a downscaled
     sample is also compressed at its small size before it is upscaled, as a camera or codec compresses
     a face that is small in the frame: the blocks then reach the net several pixels wide, which it had
-    never seen on a real face (docs/deepfake.md, session 12)."""
+    never seen on a real face (docs/deepfake.md, session 12). Also says whether the image was mirrored
+    left-right, so a blend's weights can follow it."""
     n = img.shape[0]
-    if rng.random() < 0.5:
+    flipped = bool(rng.random() < 0.5)
+    if flipped:
         img = img[:, ::-1]
     if rng.random() < 0.5:
         img = _global_colour(img, rng)
@@ -254,4 +278,4 @@ def degrade(img: np.ndarray, rng: np.random.Generator, small_codec: float = 0.0)
         img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
         img = jpeg_roundtrip(img, int(rng.integers(45, 96)))
-    return np.ascontiguousarray(img)
+    return np.ascontiguousarray(img), flipped

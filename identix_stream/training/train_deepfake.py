@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from identix_stream.core.deepfake_metrics import roc_auc
 from identix_stream.inference.deepfake_nets import (
@@ -34,7 +35,14 @@ from identix_stream.inference.deepfake_nets import (
     sbi_input,
 )
 from identix_stream.training.data import Sample, lfw_pool_training_paths, load_celebamask, load_lfw_parts
-from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_parts, self_blend
+from identix_stream.training.sbi import (
+    crop_sample,
+    cross_blend_with_alpha,
+    degrade_flipped,
+    face_parts,
+    self_blend_with_alpha,
+)
+from identix_stream.training.seam_targets import SEAM_CHANNELS, seam_targets
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,7 @@ class TrainConfig:
     input_size: int = SBI_INPUT  # square CNN input side (marked in the file; --init files of any size load)
     small_codec: float = 0.0  # share of downscaled training samples compressed at their small size (sbi.degrade)
     frame_edges: float = 0.0  # > 0: crops black outside the frame, this share cut at a frame edge (sbi.crop_sample)
+    seam_weight: float = 0.0  # > 0: loss weight of an auxiliary head that learns where fakes were blended
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -109,24 +118,39 @@ def parsed_real_items(data_root: Path, parser: Path, pool_faces: int) -> tuple[l
 
 def make_pair(item: Item, rng: np.random.Generator, donor: Item | None = None, size: int = SBI_INPUT,
               small_codec: float = 0.0, frame_edges: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake) RGB ``size`` px crops of one face (see ``make_pair_with_alpha``)."""
+    real, fake, _ = make_pair_with_alpha(item, rng, donor, size, small_codec, frame_edges)
+    return real, fake
+
+
+def make_pair_with_alpha(item: Item, rng: np.random.Generator, donor: Item | None = None, size: int = SBI_INPUT,
+                         small_codec: float = 0.0,
+                         frame_edges: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(real, fake) RGB ``size`` px crops of one face, each degraded independently (``small_codec``:
-    see sbi.degrade; ``frame_edges``: see sbi.crop_sample). The fake is a self-blend, or with a ``donor``
-    face another person's face blended in (when both face regions are usable)."""
+    see sbi.degrade; ``frame_edges``: see sbi.crop_sample), and the fake's blend weights (size x size,
+    mirrored with the fake). The fake is a self-blend, or with a ``donor`` face another person's face
+    blended in (when both face regions are usable)."""
     img, mask, box = item
     crop, msk = crop_sample(img, mask, box, size, rng, frame_edges)
-    fake = None
+    blended = None
     if donor is not None:
         d_crop, d_msk = crop_sample(donor[0], donor[1], donor[2], size, rng)
-        fake = cross_blend(crop, msk, d_crop, d_msk, rng)
-    if fake is None:
-        fake = self_blend(crop, msk, rng)
+        blended = cross_blend_with_alpha(crop, msk, d_crop, d_msk, rng)
+    if blended is None:
+        blended = self_blend_with_alpha(crop, msk, rng)
+    fake, alpha = blended
     if frame_edges > 0:
         # where the frame ended the crop is black; the blend's perturbed, feathered source would tint it in
         # the fake only, a cue no real swap has
-        fake[crop.max(axis=2) == 0] = 0
-    real = degrade(crop, rng, small_codec)
-    fake = degrade(fake, rng, small_codec)
-    return cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB)
+        outside = crop.max(axis=2) == 0
+        fake[outside] = 0
+        alpha = np.where(outside, 0.0, alpha).astype(np.float32)
+    real, _ = degrade_flipped(crop, rng, small_codec)
+    fake, flipped = degrade_flipped(fake, rng, small_codec)
+    if flipped:
+        alpha = alpha[:, ::-1]
+    return (cv2.cvtColor(real, cv2.COLOR_BGR2RGB), cv2.cvtColor(fake, cv2.COLOR_BGR2RGB),
+            np.ascontiguousarray(alpha, dtype=np.float32))
 
 
 def validation_set(items: list, seed: int = 1234, size: int = SBI_INPUT,
@@ -169,6 +193,19 @@ def evaluate(model: SBINet, x: np.ndarray, y: np.ndarray, equalize: bool = False
     return {"auc": roc_auc(logits[y == 0], logits[y == 1]), "acc": float(((logits > 0) == (y == 1)).mean())}
 
 
+def _batch_loss(model: SBINet, seam_head: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
+                alphas: list[np.ndarray], seam_weight: float) -> torch.Tensor:
+    """Image-level BCE, plus with a seam head ``seam_weight`` x the BCE of its per-cell maps against
+    ``seam_targets`` (where each fake was blended; zeros for the reals)."""
+    features = model.body(model.stem(x))
+    loss = F.binary_cross_entropy_with_logits(model.head(features.mean((2, 3))).squeeze(1), y)
+    if seam_head is None:
+        return loss
+    cells = features.shape[-1]
+    targets = torch.from_numpy(np.stack([seam_targets(a, cells) for a in alphas]))
+    return loss + seam_weight * F.binary_cross_entropy_with_logits(seam_head(features), targets)
+
+
 def train(cfg: TrainConfig) -> dict[str, float]:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -198,12 +235,18 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         log.info("starting model on the %d real pool photos: mean blend score %.3f, %d above 0.5",
                  len(pool_items), float(pool_scores.mean()), int((pool_scores > 0.5).sum()))
     cum_weights = sampling_weights(n_labelled, pool_scores, cfg.hard_real_weight)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    seam_head = nn.Conv2d(16 * cfg.width, SEAM_CHANNELS, 1) if cfg.seam_weight > 0 else None
+    params = list(model.parameters()) + (list(seam_head.parameters()) if seam_head is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     last = cfg.out_dir / "sbi_last.pt"
     elapsed, step, best = 0.0, 0, -1.0
     if last.is_file():
         blob = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(blob["model"])
+        if seam_head is not None:
+            if "seam_head" not in blob:
+                raise ValueError(f"{last} was saved without a seam head; resume it without --seam-weight")
+            seam_head.load_state_dict(blob["seam_head"])
         opt.load_state_dict(blob["opt"])
         elapsed, step, best = blob["elapsed"], blob["step"], blob["best"]
         log.info("resumed at step %d after %.1f min", step, elapsed / 60)
@@ -215,20 +258,22 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     while (elapsed := time.monotonic() - t0) < budget:
-        xs, ys = [], []
+        xs, ys, alphas = [], [], []
         for _ in range(cfg.batch // 2):
             if vid_items and rng.random() < cfg.video_share:
                 item = vid_items[int(rng.integers(0, len(vid_items)))]
             else:
                 item = train_items[int(np.searchsorted(cum_weights, rng.random() * cum_weights[-1], side="right"))]
             donor = train_items[int(rng.integers(0, len(train_items)))] if rng.random() < cfg.cross_share else None
-            r, f = make_pair(item, rng, donor, cfg.input_size, cfg.small_codec, cfg.frame_edges)
+            r, f, alpha = make_pair_with_alpha(item, rng, donor, cfg.input_size, cfg.small_codec, cfg.frame_edges)
             xs += [r, f]
             ys += [0.0, 1.0]
+            alphas += [np.zeros_like(alpha), alpha]
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = F.binary_cross_entropy_with_logits(model(sbi_input(np.stack(xs), cfg.equalize_luma)), torch.tensor(ys))
+        loss = _batch_loss(model, seam_head, sbi_input(np.stack(xs), cfg.equalize_luma), torch.tensor(ys), alphas,
+                           cfg.seam_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -249,9 +294,14 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                     meta["input_norm"] = LUMA_EQUALIZED
                 if cfg.frame_edges > 0:
                     meta["frame_edges"] = cfg.frame_edges
+                if cfg.seam_weight > 0:
+                    meta["seam_weight"] = cfg.seam_weight
                 save_sbi(model, cfg.out_dir / "sbi_best.pt", meta)
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "elapsed": elapsed, "step": step,
-                        "best": best}, last.with_suffix(".tmp"))
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "elapsed": elapsed, "step": step,
+                     "best": best}
+            if seam_head is not None:
+                state["seam_head"] = seam_head.state_dict()
+            torch.save(state, last.with_suffix(".tmp"))
             last.with_suffix(".tmp").replace(last)
             last_ckpt = time.monotonic()
     final = evaluate(model, val_x, val_y, cfg.equalize_luma)

@@ -11,7 +11,7 @@ import pytest
 from identix_stream.training import train_deepfake
 from identix_stream.training.data import load_celebamask
 from identix_stream.training.sbi import crop_sample, cross_blend, degrade, face_region, frame_edge_cut, self_blend
-from identix_stream.training.train_deepfake import make_pair
+from identix_stream.training.train_deepfake import make_pair, make_pair_with_alpha
 
 SIZE = 128
 
@@ -148,10 +148,39 @@ def test_a_blend_leaves_the_black_beyond_the_frame_black(shared_data: Path, monk
             fake = self_blend(crop, mask, rng)
             tinted.append(fake is not None and bool((fake[crop.max(axis=2) == 0].max(axis=1) > 8).any()))
     assert any(tinted), "the raw self-blend no longer tints the black: this test checks nothing"
-    monkeypatch.setattr(train_deepfake, "degrade", lambda img, rng, small_codec=0.0: img)  # no flips or resizing
+    def no_flips_or_resizing(img: np.ndarray, rng: np.random.Generator, small_codec: float = 0.0) -> tuple:
+        return img, False
+
+    monkeypatch.setattr(train_deepfake, "degrade_flipped", no_flips_or_resizing)
     for k, s in enumerate(samples):
         item = (s.image, face_region(s.labels, s.coarse), s.face_box)
         real, fake = make_pair(item, np.random.default_rng(k), size=SIZE, frame_edges=1.0)
         black = real.max(axis=2) == 0
         assert black.any()
         assert fake[black].max() == 0
+
+
+
+def test_the_blend_weights_follow_the_fake_through_a_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make_pair_with_alpha's weights mark where the fake was blended also after the fake was mirrored
+    (the seam head would otherwise learn the wrong side of the face). A blend of the image's left half
+    only, then a mirror: the weights must mark the right half."""
+    def left_half_blend(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple:
+        alpha = np.zeros(img.shape[:2], np.float32)
+        alpha[:, : img.shape[1] // 2] = 1.0
+        return np.clip(img.astype(np.int16) + 60 * alpha[..., None].astype(np.int16), 0, 255).astype(np.uint8), alpha
+
+    def mirror_only(img: np.ndarray, rng: np.random.Generator, small_codec: float = 0.0) -> tuple:
+        return np.ascontiguousarray(img[:, ::-1]), True
+
+    monkeypatch.setattr(train_deepfake, "self_blend_with_alpha", left_half_blend)
+    monkeypatch.setattr(train_deepfake, "degrade_flipped", mirror_only)
+    image = np.full((200, 200, 3), 100, np.uint8)
+    mask = np.zeros((200, 200), np.uint8)
+    mask[60:140, 70:130] = 1
+    real, fake, alpha = make_pair_with_alpha((image, mask, (70.0, 60.0, 130.0, 140.0)), np.random.default_rng(0),
+                                             size=SIZE)
+    assert alpha.shape == (SIZE, SIZE) and alpha.dtype == np.float32
+    changed = _change(fake, real) > 30
+    assert changed[:, SIZE // 2:].all() and not changed[:, : SIZE // 2].any()  # the fake's blend is now right
+    np.testing.assert_array_equal(alpha > 0.5, changed)
