@@ -134,10 +134,10 @@ async def _score_video(
                 c = counts.setdefault(face.track_id, {})
                 last[face.track_id] = face.deepfake
                 frames[face.track_id] = frames.get(face.track_id, 0) + 1
-                for name, v in face.deepfake.factors.items():
+                for factor, v in face.deepfake.factors.items():
                     if v is not None:
-                        s[name] = s.get(name, 0.0) + v
-                        c[name] = c.get(name, 0) + 1
+                        s[factor] = s.get(factor, 0.0) + v
+                        c[factor] = c.get(factor, 0) + 1
     finally:
         await events.aclose()
     items: list[dict[str, Any]] = []

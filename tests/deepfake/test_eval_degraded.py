@@ -25,9 +25,9 @@ def test_degraded_copies_are_scored_and_removed(tmp_path: Path, shared_data: Pat
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
 
-    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "speaker").mkdir(parents=True)
     (tmp_path / "fake").mkdir()
-    shutil.copy(shared_data / TALKING, tmp_path / "real")
+    shutil.copy(shared_data / TALKING, tmp_path / "real" / "speaker")
     for p in sorted((shared_data / "deepfake" / "gan_vs_real_val" / "fake").iterdir())[:2]:
         shutil.copy(p, tmp_path / "fake")
     base = ["eval-deepfake", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--json",
@@ -48,6 +48,8 @@ def test_degraded_copies_are_scored_and_removed(tmp_path: Path, shared_data: Pat
             assert "gan_fingerprint" in e["factors"]
         else:  # an enlarged GAN photo may lose its fingerprint (it reads generated once shrunk back)
             assert "gan_fingerprint" in e["factors"] or e["state"] != "likely_real"
+    for report in reports.values():  # a video (or its copy) is named by its path below --real
+        assert [i["file"] for i in report["items"] if i["label"] == "real"] == [f"speaker/{Path(TALKING).name}"]
     assert worse["degradation"] == {"scale": 0.5, "crf": 32, "jpeg_quality": 50}
     assert "degradation" not in as_is
     # the person is still found and tracked in the half-size clip, and both GAN faces in the small JPEGs
@@ -66,4 +68,4 @@ def test_degraded_copies_are_scored_and_removed(tmp_path: Path, shared_data: Pat
             assert "gan_fingerprint" not in w["factors"]
             assert w["state"] != "likely_real" and w["p_fake"] >= 1 / 3 - 1e-6
     assert not list(scratch.glob("identix-degraded-*"))
-    assert [p.name for p in (tmp_path / "real").iterdir()] == [Path(TALKING).name]  # the input is untouched
+    assert [p.name for p in (tmp_path / "real" / "speaker").iterdir()] == [Path(TALKING).name]  # input untouched
