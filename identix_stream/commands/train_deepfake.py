@@ -43,6 +43,23 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _width(text: str) -> int:
+    value = _count(text)
+    if not 4 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"--width must be 4-64, got {value}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.what == "sbi":
         from identix_stream.training.train_deepfake import TrainConfig, train
@@ -53,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
                           cross_share=args.cross_share, hard_real_weight=args.hard_real_weight,
                           equalize_luma=args.equalize_luma, input_size=args.input_size,
                           small_codec=args.small_codec, frame_edges=args.frame_edges,
-                          seam_weight=args.seam_weight)
+                          seam_weight=args.seam_weight, device=args.device, workers=args.workers,
+                          width=args.width)
         result = train(cfg)
     elif args.what == "fusion":
         from identix_stream.training.fit_fusion import fit_fusion
@@ -96,6 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seam-weight", type=_non_negative, default=0.0,
                    help="> 0: an auxiliary head learns where each fake was blended (Face X-ray style), with "
                         "this weight on its loss; the shipped file keeps only the image head (sbi)")
+    p.add_argument("--device", default="cpu",
+                   help="where the blend CNN trains: cpu, cuda, cuda:N or auto (CUDA when there is one; sbi)")
+    p.add_argument("--workers", type=_count, default=0,
+                   help="processes that build the training batches; a GPU needs several (sbi, default 0: this one)")
+    p.add_argument("--width", type=_width, default=16,
+                   help="channels of the blend CNN's first stage (16: the shipped 1.2 M parameters; 32: 4x; sbi)")
     p.add_argument("--resolution-for-shipped", action="store_true",
                    help="fit the resolution reliability for the shipped FUSION_GROUPS, not the new fit (fusion)")
     p.add_argument("--parser", help="parser model: adds parsed faces of the fit half of the talking heads (sbi)")

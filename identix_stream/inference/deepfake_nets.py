@@ -37,6 +37,15 @@ def _stage(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+def feature_side(input_side: int) -> int:
+    """Side of SBINet's last feature map (and ``logit_map``) for a square input: four stride-2 stages,
+    each rounding up."""
+    side = input_side
+    for _ in range(4):
+        side = (side + 1) // 2
+    return side
+
+
 class SBINet(nn.Module):
     """Full-resolution stem (blend seams are a few pixels wide), then stride-2 stages and a linear head."""
 
@@ -52,7 +61,7 @@ class SBINet(nn.Module):
         return self.head(f.mean((2, 3))).squeeze(1)
 
     def logit_map(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, h, w) logits of each position of the last feature map (h = w = input / 16). The head is
+        """(N, h, w) logits of each position of the last feature map (``feature_side``). The head is
         linear after the mean pool, so their mean is exactly ``forward``'s logit; the map shows where
         the evidence comes from (class activation map, Zhou et al. 2016)."""
         f = self.body(self.stem(x))
@@ -102,7 +111,8 @@ def resize_for_sbi(crops_bgr: Sequence[np.ndarray], size: int) -> np.ndarray:
 def save_sbi(model: SBINet, path: Path, meta: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"format": SBI_FORMAT, "state_dict": model.state_dict(), "meta": meta}, tmp)
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # a file trained on a GPU loads anywhere
+    torch.save({"format": SBI_FORMAT, "state_dict": weights, "meta": meta}, tmp)
     tmp.replace(path)
 
 

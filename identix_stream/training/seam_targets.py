@@ -26,8 +26,8 @@ def seam_targets(alpha: np.ndarray, cells: int) -> np.ndarray:
     """(2, cells, cells) float32 targets in 0-1 from an (S, S) blend-weight map (zeros: a real sample)."""
     if alpha.ndim != 2 or alpha.shape[0] != alpha.shape[1]:
         raise DataError(f"blend weights must be a square 2-D map, got shape {alpha.shape}")
-    if cells < 1 or alpha.shape[0] % cells:
-        raise DataError(f"cells must divide the map side {alpha.shape[0]}, got {cells}")
+    if not 1 <= cells <= alpha.shape[0]:
+        raise DataError(f"cells must be 1-{alpha.shape[0]} (the map side), got {cells}")
     a = np.clip(alpha.astype(np.float32), 0.0, 1.0)
     out = np.zeros((SEAM_CHANNELS, cells, cells), np.float32)
     peak = float(a.max())

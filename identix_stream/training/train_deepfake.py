@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from identix_stream.core.deepfake_metrics import roc_auc
+from identix_stream.errors import ConfigError
 from identix_stream.inference.deepfake_nets import (
     LUMA_EQUALIZED,
     SBI_INPUT,
     SBINet,
     equalizes_input,
+    feature_side,
     input_size,
     load_sbi,
     resize_for_sbi,
@@ -68,6 +72,8 @@ class TrainConfig:
     small_codec: float = 0.0  # share of downscaled training samples compressed at their small size (sbi.degrade)
     frame_edges: float = 0.0  # > 0: crops black outside the frame, this share cut at a frame edge (sbi.crop_sample)
     seam_weight: float = 0.0  # > 0: loss weight of an auxiliary head that learns where fakes were blended
+    device: str = "cpu"  # "auto": CUDA when there is one
+    workers: int = 0  # > 0: processes that build the batches (a GPU outruns one core's blending)
 
 
 def _prepare(samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
@@ -164,6 +170,10 @@ def validation_set(items: list, seed: int = 1234, size: int = SBI_INPUT,
     return np.stack(xs), np.array(ys)
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.inference_mode()
 def blend_scores(model: SBINet, crops_bgr: list[np.ndarray], equalize: bool = False,
                  size: int = SBI_INPUT) -> np.ndarray:
@@ -172,7 +182,7 @@ def blend_scores(model: SBINet, crops_bgr: list[np.ndarray], equalize: bool = Fa
     out = []
     for k in range(0, len(crops_bgr), 64):
         small = resize_for_sbi(crops_bgr[k:k + 64], size)
-        out.append(torch.sigmoid(model(sbi_input(small, equalize))).numpy())
+        out.append(torch.sigmoid(model(sbi_input(small, equalize).to(_device_of(model)))).float().cpu().numpy())
     model.train()
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -188,22 +198,92 @@ def sampling_weights(n_labelled: int, pool_scores: np.ndarray, hard_real_weight:
 @torch.inference_mode()
 def evaluate(model: SBINet, x: np.ndarray, y: np.ndarray, equalize: bool = False) -> dict[str, float]:
     model.eval()
-    logits = torch.cat([model(sbi_input(x[i:i + 64], equalize)) for i in range(0, len(x), 64)]).numpy()
+    device = _device_of(model)
+    logits = torch.cat([model(sbi_input(x[i:i + 64], equalize).to(device)).float().cpu()
+                        for i in range(0, len(x), 64)]).numpy()
     model.train()
     return {"auc": roc_auc(logits[y == 0], logits[y == 1]), "acc": float(((logits > 0) == (y == 1)).mean())}
 
 
 def _batch_loss(model: SBINet, seam_head: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
-                alphas: list[np.ndarray], seam_weight: float) -> torch.Tensor:
+                targets: torch.Tensor | None, seam_weight: float) -> torch.Tensor:
     """Image-level BCE, plus with a seam head ``seam_weight`` x the BCE of its per-cell maps against
-    ``seam_targets`` (where each fake was blended; zeros for the reals)."""
+    ``targets`` (``seam_targets`` of each sample: where a fake was blended; zeros for the reals)."""
     features = model.body(model.stem(x))
     loss = F.binary_cross_entropy_with_logits(model.head(features.mean((2, 3))).squeeze(1), y)
-    if seam_head is None:
+    if seam_head is None or targets is None:
         return loss
-    cells = features.shape[-1]
-    targets = torch.from_numpy(np.stack([seam_targets(a, cells) for a in alphas]))
     return loss + seam_weight * F.binary_cross_entropy_with_logits(seam_head(features), targets)
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # CNN input, labels, seam targets (or None)
+
+
+@dataclass
+class PairSampler:
+    """Draws training batches: real faces and a blend of each (module doc), as CNN-ready tensors."""
+
+    items: list[Item]  # labelled faces, then pool photos (``cum_weights`` over them)
+    video_items: list[Item]
+    cum_weights: np.ndarray
+    cfg: TrainConfig
+
+    def batch(self, rng: np.random.Generator) -> Batch:
+        cfg = self.cfg
+        xs, ys, alphas = [], [], []
+        for _ in range(cfg.batch // 2):
+            if self.video_items and rng.random() < cfg.video_share:
+                item = self.video_items[int(rng.integers(0, len(self.video_items)))]
+            else:
+                pick = rng.random() * self.cum_weights[-1]
+                item = self.items[int(np.searchsorted(self.cum_weights, pick, side="right"))]
+            donor = self.items[int(rng.integers(0, len(self.items)))] if rng.random() < cfg.cross_share else None
+            r, f, alpha = make_pair_with_alpha(item, rng, donor, cfg.input_size, cfg.small_codec, cfg.frame_edges)
+            xs += [r, f]
+            ys += [0.0, 1.0]
+            alphas += [np.zeros_like(alpha), alpha]
+        targets = None
+        if cfg.seam_weight > 0:
+            cells = feature_side(cfg.input_size)
+            targets = torch.from_numpy(np.stack([seam_targets(a, cells) for a in alphas]))
+        return sbi_input(np.stack(xs), cfg.equalize_luma), torch.tensor(ys), targets
+
+
+class _SampledBatches(IterableDataset):
+    """Endless batches from one worker process, each worker with its own random stream."""
+
+    def __init__(self, sampler: PairSampler, seed: int) -> None:
+        self.sampler = sampler
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        torch.set_num_threads(1)  # the workers share the cores with the training process
+        rng = np.random.default_rng([self.seed, info.id if info is not None else 0])
+        while True:
+            yield self.sampler.batch(rng)
+
+
+def batch_stream(sampler: PairSampler, seed: int, workers: int) -> Generator[Batch, None, None]:
+    """Batches built in this process (``workers`` 0: the same random stream as before this option) or by
+    ``workers`` processes, several batches ahead."""
+    if workers == 0:
+        rng = np.random.default_rng(seed)
+        while True:
+            yield sampler.batch(rng)
+    loader = DataLoader(_SampledBatches(sampler, seed), batch_size=None, num_workers=workers, prefetch_factor=4,
+                        persistent_workers=True)
+    yield from loader
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when there is one, else the CPU; otherwise the named device, which must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device here")
+    return device
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -227,7 +307,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if cfg.init is not None:
         init_model, init_meta = load_sbi(cfg.init)
         if int(init_meta.get("width", 16)) != cfg.width:
-            raise ValueError(f"--init model width {init_meta.get('width')} != {cfg.width}")
+            raise ConfigError(f"--init model width {init_meta.get('width')} != --width {cfg.width}")
         model.load_state_dict(init_model.state_dict())
     pool_scores = np.zeros(len(pool_items))
     if cfg.hard_real_weight > 0 and pool_items:
@@ -235,22 +315,26 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         log.info("starting model on the %d real pool photos: mean blend score %.3f, %d above 0.5",
                  len(pool_items), float(pool_scores.mean()), int((pool_scores > 0.5).sum()))
     cum_weights = sampling_weights(n_labelled, pool_scores, cfg.hard_real_weight)
-    seam_head = nn.Conv2d(16 * cfg.width, SEAM_CHANNELS, 1) if cfg.seam_weight > 0 else None
+    device = pick_device(cfg.device)
+    model = model.to(device)
+    seam_head = nn.Conv2d(16 * cfg.width, SEAM_CHANNELS, 1).to(device) if cfg.seam_weight > 0 else None
     params = list(model.parameters()) + (list(seam_head.parameters()) if seam_head is not None else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     last = cfg.out_dir / "sbi_last.pt"
     elapsed, step, best = 0.0, 0, -1.0
     if last.is_file():
-        blob = torch.load(last, map_location="cpu", weights_only=False)
+        blob = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(blob["model"])
+        if (seam_head is not None) != ("seam_head" in blob):
+            raise ConfigError(f"{last} was saved {'with' if 'seam_head' in blob else 'without'} a seam head; "
+                              "resume it with the --seam-weight it was started with")
         if seam_head is not None:
-            if "seam_head" not in blob:
-                raise ValueError(f"{last} was saved without a seam head; resume it without --seam-weight")
             seam_head.load_state_dict(blob["seam_head"])
         opt.load_state_dict(blob["opt"])
         elapsed, step, best = blob["elapsed"], blob["step"], blob["best"]
         log.info("resumed at step %d after %.1f min", step, elapsed / 60)
-    rng = np.random.default_rng(cfg.seed + step)
+    batches = batch_stream(PairSampler(train_items, vid_items, cum_weights, cfg), cfg.seed + step, cfg.workers)
+    log.info("training on %s with %d batch worker(s)", device, cfg.workers)
     budget = cfg.minutes * 60.0
     t0 = time.monotonic() - elapsed
     last_ckpt = time.monotonic()
@@ -258,22 +342,13 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     while (elapsed := time.monotonic() - t0) < budget:
-        xs, ys, alphas = [], [], []
-        for _ in range(cfg.batch // 2):
-            if vid_items and rng.random() < cfg.video_share:
-                item = vid_items[int(rng.integers(0, len(vid_items)))]
-            else:
-                item = train_items[int(np.searchsorted(cum_weights, rng.random() * cum_weights[-1], side="right"))]
-            donor = train_items[int(rng.integers(0, len(train_items)))] if rng.random() < cfg.cross_share else None
-            r, f, alpha = make_pair_with_alpha(item, rng, donor, cfg.input_size, cfg.small_codec, cfg.frame_edges)
-            xs += [r, f]
-            ys += [0.0, 1.0]
-            alphas += [np.zeros_like(alpha), alpha]
+        x, y, targets = next(batches)
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = _batch_loss(model, seam_head, sbi_input(np.stack(xs), cfg.equalize_luma), torch.tensor(ys), alphas,
-                           cfg.seam_weight)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = _batch_loss(model, seam_head, x.to(device, non_blocking=True), y.to(device),
+                               None if targets is None else targets.to(device), cfg.seam_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -304,6 +379,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             torch.save(state, last.with_suffix(".tmp"))
             last.with_suffix(".tmp").replace(last)
             last_ckpt = time.monotonic()
+    batches.close()  # stops the worker processes
     final = evaluate(model, val_x, val_y, cfg.equalize_luma)
     return {"step": step, "best_auc": best, **final}
 

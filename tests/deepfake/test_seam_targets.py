@@ -41,7 +41,14 @@ def test_a_weaker_blend_keeps_its_seam_where_the_edge_is() -> None:
     np.testing.assert_allclose(half[1], full[1], atol=1e-5)
 
 
-@pytest.mark.parametrize(("shape", "cells"), [((128, 96), 8), ((128,), 8), ((128, 128), 7), ((128, 128), 0)])
+def test_cells_need_not_divide_the_side() -> None:
+    """A 100-px input gives a 7x7 feature map; its cells still get the disc's centre and corners right."""
+    out = seam_targets(_feathered_disc(size=100, radius=30, sigma=3.0), 7)
+    assert out.shape == (2, 7, 7)
+    assert out[0, 3, 3] > 0.95 and out[0, 0, 0] == 0.0
+
+
+@pytest.mark.parametrize(("shape", "cells"), [((128, 96), 8), ((128,), 8), ((128, 128), 129), ((128, 128), 0)])
 def test_bad_maps_are_refused(shape: tuple[int, ...], cells: int) -> None:
     with pytest.raises(DataError):
         seam_targets(np.zeros(shape, np.float32), cells)
@@ -65,14 +72,14 @@ def test_the_seam_loss_trains_a_head_that_finds_the_blend() -> None:
     fake[:, :, 8:40, 8:40] += 1.0  # a blended square, top left
     alpha = np.zeros((64, 64), np.float32)
     alpha[8:40, 8:40] = 1.0
-    alphas = [np.zeros_like(alpha)] * 4 + [alpha] * 4
+    targets = torch.from_numpy(np.stack([seam_targets(a, 4) for a in [np.zeros_like(alpha)] * 4 + [alpha] * 4]))
     x, y = torch.from_numpy(np.concatenate([real, fake])), torch.tensor([0.0] * 4 + [1.0] * 4)
-    image_only = _batch_loss(model, None, x, y, alphas, 0.0)
-    with_seams = _batch_loss(model, head, x, y, alphas, 1.0)
+    image_only = _batch_loss(model, None, x, y, targets, 0.0)
+    with_seams = _batch_loss(model, head, x, y, targets, 1.0)
     assert with_seams.item() > image_only.item()
     opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=1e-2)
     for _ in range(40):
-        loss = _batch_loss(model, head, x, y, alphas, 1.0)
+        loss = _batch_loss(model, head, x, y, targets, 1.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
