@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from identix_stream.inference.sbi_spec import SBI_INPUT, SBI_INPUT_RANGE, is_valid_input_size
 
 log = logging.getLogger(__name__)
+T = TypeVar("T", int, float)
 
 
 def _sbi_input_size(text: str) -> int:
@@ -23,41 +26,26 @@ def _sbi_input_size(text: str) -> int:
     return size
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in 0-1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in 0-1, got {value}")
-    return value
+def _ranged(parse: Callable[[str], T], low: T, high: T | None, wanted: str) -> Callable[[str], T]:
+    """An argparse type: ``parse`` the text and keep it within [low, high] (no upper bound for None),
+    else refuse it as "expected <wanted>, got <value>"."""
+
+    def check(text: str) -> T:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not (low <= value and (high is None or value <= high)):  # NaN fails too
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+        return value
+
+    return check
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
-
-
-def _width(text: str) -> int:
-    value = _count(text)
-    if not 4 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"--width must be 4-64, got {value}")
-    return value
+_probability = _ranged(float, 0.0, 1.0, "a number in 0-1")
+_non_negative = _ranged(float, 0.0, None, "a number >= 0")
+_count = _ranged(int, 0, None, "a whole number >= 0")
+_width = _ranged(int, 4, 64, "a whole number in 4-64")
 
 
 def _run(args: argparse.Namespace) -> int:
