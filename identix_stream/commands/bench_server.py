@@ -32,8 +32,8 @@ async def _one_connection(url: str, token: str | None, jpegs: list[bytes], fps: 
     counts = {"sent": 0, "delivered": 0, "dropped": 0, "overloaded": 0, "errors": 0}
     sent_at: dict[int, float] = {}
     latencies: list[tuple[float, float]] = []
-    error_codes: dict[str, int] = {}
-    batch_frames: dict[str, int] = {}  # the server's batch size (frames, all sessions) per result
+    error_codes: Counter[str] = Counter()
+    batch_frames: Counter[str] = Counter()  # the server's batch size (frames, all sessions) per result
     try:
         ws = await connect(url, additional_headers=headers, max_size=None, open_timeout=10)
     except (OSError, WebSocketException, TimeoutError) as exc:
@@ -56,13 +56,12 @@ async def _one_connection(url: str, token: str | None, jpegs: list[bytes], fps: 
                     latencies.append((t0 - start, (time.monotonic() - t0) * 1000))
                     size = msg.get("timing", {}).get("batch_frames")
                     key = str(int(size)) if isinstance(size, int | float) else "unknown"
-                    batch_frames[key] = batch_frames.get(key, 0) + 1
+                    batch_frames[key] += 1
                 elif msg.get("type") == "dropped":  # the server sheds load as dropped/"overloaded"
                     counts["overloaded" if msg.get("reason") == "overloaded" else "dropped"] += 1
                 elif msg.get("type") == "error":
-                    code = str(msg.get("code", "error"))
                     counts["errors"] += 1
-                    error_codes[code] = error_codes.get(code, 0) + 1
+                    error_codes[str(msg.get("code", "error"))] += 1
                 if counts["sent"] and not sent_at and time.monotonic() - start >= duration:
                     return
 
@@ -88,7 +87,7 @@ async def _one_connection(url: str, token: str | None, jpegs: list[bytes], fps: 
     out["unanswered"] = len(sent_at)
     out["batch_frames"] = dict(sorted(batch_frames.items()))
     if error_codes:
-        out["error_codes"] = error_codes
+        out["error_codes"] = dict(error_codes)
     return out
 
 
