@@ -39,6 +39,7 @@ from identix_stream.inference.deepfake_nets import (
     sbi_input,
 )
 from identix_stream.training.data import Sample, lfw_pool_training_paths, load_celebamask, load_lfw_parts
+from identix_stream.training.device import pick_device
 from identix_stream.training.sbi import (
     crop_sample,
     cross_blend_with_alpha,
@@ -274,16 +275,6 @@ def batch_stream(sampler: PairSampler, seed: int, workers: int) -> Generator[Bat
     loader = DataLoader(_SampledBatches(sampler, seed), batch_size=None, num_workers=workers, prefetch_factor=4,
                         persistent_workers=True)
     yield from loader
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when there is one, else the CPU; otherwise the named device, which must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device here")
-    return device
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:

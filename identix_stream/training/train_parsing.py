@@ -40,6 +40,7 @@ from identix_stream.inference.model_file import (
 )
 from identix_stream.training.augment import occlude, photometric, random_crop
 from identix_stream.training.data import Sample, load_celebamask, load_lfw_parts
+from identix_stream.training.device import pick_device
 from identix_stream.training.losses import parsing_loss
 from identix_stream.training.options import add_arguments
 
@@ -126,12 +127,6 @@ def evaluate(model: BiSeNet, samples: list[Sample], size: int, device: torch.dev
     if coarse:
         return summarize(conf, ("background", "face", "hair"), (1, 2))
     return summarize(conf, CLASS_NAMES, F1_CLASSES)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def init_weights(model: BiSeNet, spec: ParserSpec, path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from identix_stream.inference.deepfake_nets import feature_side, load_sbi
-from identix_stream.training.train_deepfake import PairSampler, TrainConfig, batch_stream, pick_device
+from identix_stream.training.device import pick_device
+from identix_stream.training.train_deepfake import PairSampler, TrainConfig, batch_stream
 
 
 def _synthetic_items(n: int = 3) -> list:
@@ -48,10 +49,12 @@ def test_worker_processes_build_different_batches() -> None:
     assert len({float(b[0].sum()) for b in batches}) == 4  # each worker has its own random stream
 
 
-def test_a_missing_cuda_device_is_refused() -> None:
+def test_a_missing_or_unknown_device_is_refused() -> None:
     from identix_stream.errors import ConfigError
 
     assert pick_device("cpu").type == "cpu"
+    with pytest.raises(ConfigError, match="--device 'gpu0'"):
+        pick_device("gpu0")
     if not torch.cuda.is_available():
         assert pick_device("auto").type == "cpu"
         with pytest.raises(ConfigError, match="no CUDA device"):
